@@ -1,0 +1,185 @@
+"""npm wire protocol for accounts: couch login/adduser, web login, whoami, logout, tokens, profile."""
+
+from __future__ import annotations
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ketch.accounts import services
+from ketch.accounts.auth import require_user, require_writer
+from ketch.context import base_url, ctx
+from ketch.http.body import read_json
+from ketch.http.errors import BadRequest, Forbidden, NotFound, Unauthorized
+
+COUCH_PREFIX = "org.couchdb.user:"
+
+
+def _ok(data: dict, status: int = 200) -> Response:
+    return JSONResponse(data, status_code=status)
+
+
+def _couch_name(request: Request) -> str:
+    raw = request.path_params["user"]
+    if not raw.startswith(COUCH_PREFIX):
+        raise NotFound()
+    return raw[len(COUCH_PREFIX):]
+
+
+async def ping(request: Request) -> Response:
+    return _ok({})
+
+
+async def whoami(request: Request) -> Response:
+    ident = await require_user(request, "see who you are")
+    return _ok({"username": ident.name})
+
+
+async def couch_put_user(request: Request) -> Response:
+    """`npm adduser` / `npm login --auth-type=legacy` (and yarn's implicit login)."""
+    name = _couch_name(request)
+    body = await read_json(request, ctx(request).settings.max_json_body)
+    body_name = body.get("name")
+    if body_name is not None and body_name != name:
+        raise BadRequest("The user name in the URL does not match the name in the body.")
+    password = body.get("password")
+    if not isinstance(password, str) or not password:
+        raise BadRequest("A password is required.")
+    settings = ctx(request).settings
+    async with ctx(request).db.write() as session:
+        user = await services.get_user(session, name)
+        if user is None and body.get("email") is not None:
+            if not settings.allow_signup:
+                raise Forbidden("Sign-up is disabled on this registry; ask an administrator for an account.")
+            user = await services.create_user(session, name, password, body.get("email"))
+            status = 201
+        else:
+            user = await services.authenticate(session, name, password)
+            if user is None:
+                raise Unauthorized("Incorrect username or password.", scheme="Basic")
+            status = 201
+        _, raw = await services.issue_token(session, user, kind="session", name="login")
+    return _ok({"ok": True, "id": COUCH_PREFIX + name, "rev": "1-" + raw[-8:].lower(), "token": raw}, status)
+
+
+async def couch_get_user(request: Request) -> Response:
+    name = _couch_name(request)
+    async with ctx(request).db.read() as session:
+        user = await services.get_user(session, name)
+    if user is None:
+        raise NotFound()
+    return _ok({"_id": COUCH_PREFIX + user.name, "_rev": f"1-{user.id}", "name": user.name,
+                "email": user.email, "type": "user", "roles": [], "date": services._iso(user.created)})
+
+
+async def logout(request: Request) -> Response:
+    token = request.path_params["token"]
+    async with ctx(request).db.write() as session:
+        await services.revoke_token_value(session, token)
+    _forget_cached(request)
+    return _ok({"ok": True})
+
+
+def _forget_cached(request: Request) -> None:
+    ctx(request).caches.get("auth", {}).clear()
+
+
+# -- web login ---------------------------------------------------------------------------
+
+async def web_login_start(request: Request) -> Response:
+    raw = await request.body()
+    create = False
+    if raw.strip():
+        try:
+            data = orjson.loads(raw)
+            create = bool(isinstance(data, dict) and data.get("create"))
+        except ValueError:
+            raise BadRequest("Request body is not valid JSON.") from None
+    settings = ctx(request).settings
+    async with ctx(request).db.write() as session:
+        login_id, done = await services.start_web_login(session, create=create, ttl=settings.web_login_ttl)
+    base = base_url(request)
+    return _ok({"loginUrl": f"{base}/-/web/login/{login_id}", "doneUrl": f"{base}/-/v1/done/{done}"})
+
+
+async def web_login_done(request: Request) -> Response:
+    async with ctx(request).db.write() as session:
+        token = await services.poll_web_login(session, request.path_params["secret"])
+    if token is None:
+        return JSONResponse({}, status_code=202, headers={"retry-after": "1"})
+    return _ok({"token": token})
+
+
+# -- tokens --------------------------------------------------------------------------------
+
+async def tokens_list(request: Request) -> Response:
+    ident = await require_user(request, "list tokens")
+    async with ctx(request).db.read() as session:
+        rows = await services.list_tokens(session, ident.user_id)
+    objects = [services.token_json(t) for t in rows]
+    return _ok({"objects": objects, "total": len(objects), "urls": {}})
+
+
+def _readonly_requested(body: dict) -> bool:
+    if body.get("readonly") is True:
+        return True
+    return body.get("packages_and_scopes_permission") == "read-only" and body.get("orgs_permission") in (
+        None, "read-only", "no-access")
+
+
+async def tokens_create(request: Request) -> Response:
+    ident = await require_writer(request, "create tokens")
+    body = await read_json(request, ctx(request).settings.max_json_body)
+    for key in ("packages", "scopes", "orgs"):
+        if body.get(key):
+            raise BadRequest(f"Tokens limited to {key} are not supported by this registry yet; "
+                             "create a token for your whole account instead.")
+    if body.get("packages_and_scopes_permission") == "no-access":
+        raise BadRequest("A token without access to packages would be useless.")
+    password = body.get("password")
+    async with ctx(request).db.write() as session:
+        user = await services.authenticate(session, ident.name, password if isinstance(password, str) else "")
+        if user is None:
+            raise Unauthorized("Incorrect password.", scheme="Basic")
+        kind = "automation" if body.get("bypass_2fa") else "publish"
+        token, raw = await services.issue_token(
+            session, user, kind=kind, readonly=_readonly_requested(body), cidr_whitelist=body.get("cidr_whitelist"),
+            name=body.get("name"), expires_days=body.get("expires"),
+        )
+    return _ok(services.token_json(token, raw), 201)
+
+
+async def tokens_delete(request: Request) -> Response:
+    ident = await require_user(request, "revoke tokens")
+    async with ctx(request).db.write() as session:
+        await services.revoke_token(session, ident.user_id, request.path_params["key"])
+    _forget_cached(request)
+    return Response(status_code=204)
+
+
+async def profile_get(request: Request) -> Response:
+    ident = await require_user(request, "see your profile")
+    async with ctx(request).db.read() as session:
+        user = await services.get_user(session, ident.name)
+    if user is None:
+        raise NotFound()
+    return _ok({"name": user.name, "email": user.email, "email_verified": False, "created": services._iso(user.created),
+                "updated": services._iso(user.updated), "tfa": False, "cidr_whitelist": None,
+                "fullname": "", "homepage": "", "freenode": "", "twitter": "", "github": ""})
+
+
+routes = [
+    Route("/-/ping", ping, methods=["GET"]),
+    Route("/-/whoami", whoami, methods=["GET"]),
+    Route("/-/user/{user}", couch_put_user, methods=["PUT"]),
+    Route("/-/user/{user}/-rev/{rev}", couch_put_user, methods=["PUT"]),
+    Route("/-/user/{user}", couch_get_user, methods=["GET"]),
+    Route("/-/user/token/{token:path}", logout, methods=["DELETE"]),
+    Route("/-/v1/login", web_login_start, methods=["POST"]),
+    Route("/-/v1/done/{secret}", web_login_done, methods=["GET"]),
+    Route("/-/npm/v1/tokens", tokens_list, methods=["GET"]),
+    Route("/-/npm/v1/tokens", tokens_create, methods=["POST"]),
+    Route("/-/npm/v1/tokens/token/{key:path}", tokens_delete, methods=["DELETE"]),
+    Route("/-/npm/v1/user", profile_get, methods=["GET"]),
+]

@@ -1,0 +1,84 @@
+"""Settings: command-line flags > KETCH_* environment variables > TOML config file > defaults.
+
+The defaults are the embedded mode: SQLite and tarballs on the local disk under ``data_dir``.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+CONFIG_FILE_ENV = "KETCH_CONFIG"
+
+
+class _TomlSource(PydanticBaseSettingsSource):
+    """Reads the file named by ``KETCH_CONFIG`` (set by ``--config``). Keys are the field names."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - unused, __call__ does the work
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = os.environ.get(CONFIG_FILE_ENV)
+        if not path:
+            return {}
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+        # Accept both a flat file and one with a [ketch] table.
+        data = data.get("ketch", data)
+        return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KETCH_", extra="ignore", frozen=True)
+
+    data_dir: Path = Field(default=Path("./ketch-data"), description="Where the embedded database and tarballs live.")
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the metadata database; default sqlite under data_dir. "
+        "postgresql://user@host/db selects PostgreSQL.",
+    )
+    storage_url: str | None = Field(
+        default=None, description="Where tarballs are stored: file:///path (default data_dir/tarballs)."
+    )
+    host: str = "127.0.0.1"
+    port: int = 4873
+    workers: int = 1
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL clients reach this registry at (e.g. https://npm.example.com/). "
+        "When unset, tarball and login URLs follow the address each request used.",
+    )
+    allow_signup: bool = Field(default=True, description="Whether anyone may create an account.")
+    max_body_size: int = Field(default=50 * 1024 * 1024, description="Largest publish request body in bytes.")
+    max_json_body: int = Field(default=64 * 1024, description="Largest body for non-publish JSON requests.")
+    web_login_ttl: int = Field(default=600, description="Seconds a pending `npm login` web session lives.")
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        return (init_settings, env_settings, _TomlSource(settings_cls), file_secret_settings)
+
+    # -- derived values ------------------------------------------------------------------
+    @property
+    def resolved_database_url(self) -> str:
+        url = self.database_url or f"sqlite:///{(self.data_dir / 'ketch.sqlite3').resolve()}"
+        return async_url(url)
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or (self.data_dir / "tarballs").resolve().as_uri()
+
+
+def async_url(url: str) -> str:
+    """Map a plain SQLAlchemy/libpq URL onto the async driver Ketch uses."""
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url[len("sqlite:///"):]
+    for prefix in ("postgresql://", "postgres://", "postgresql+psycopg2://", "postgresql+psycopg://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,80 @@
+"""Engine and transactions for the metadata database (SQLite in embedded mode, PostgreSQL scaled out).
+
+Reads use short implicit transactions. Writes go through :meth:`Database.write`, which on SQLite
+starts ``BEGIN IMMEDIATE`` (so concurrent writers queue on the database lock instead of failing on
+upgrade), and on PostgreSQL relies on per-package advisory locks taken by the services
+(:func:`lock_key`) plus unique constraints, so races resolve in the database.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+
+class Database:
+    def __init__(self, url: str, *, pool_size: int = 10):
+        self.url = url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            self.engine: AsyncEngine = create_async_engine(url, connect_args={"timeout": 30})
+            _sqlite_pragmas(self.engine)
+        else:
+            self.engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5,
+                connect_args={"command_timeout": 30, "server_settings": {"application_name": "ketch"}},
+            )
+        self._reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._writer = async_sessionmaker(
+            self.engine.execution_options(ketch_write=True), expire_on_commit=False, autoflush=False
+        )
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        async with self._reader() as session:
+            yield session
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """One all-or-nothing transaction: commits when the block exits cleanly, else rolls back."""
+        async with self._writer() as session:
+            async with session.begin():
+                yield session
+
+    async def lock(self, session: AsyncSession, key: str) -> None:
+        """Serialise writers on ``key`` (e.g. a package name) until the transaction ends."""
+        if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises every writer.
+            await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+
+
+def _sqlite_pragmas(engine: AsyncEngine) -> None:
+    sync_engine = engine.sync_engine
+
+    @event.listens_for(sync_engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_begin).
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        # WAL + NORMAL: a committed transaction survives a process kill; only power loss can drop the last ones.
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA busy_timeout=30000")
+        cur.close()
+
+    @event.listens_for(sync_engine, "begin")
+    def _on_begin(conn):
+        if conn.get_execution_options().get("ketch_write"):
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        else:
+            conn.exec_driver_sql("BEGIN")

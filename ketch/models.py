@@ -1,0 +1,4 @@
+"""Imports every domain's models so that Base.metadata knows all tables (for Alembic and tests)."""
+
+from ketch.accounts import models as accounts_models  # noqa: F401
+from ketch.registry import models as registry_models  # noqa: F401

@@ -1,0 +1,274 @@
+"""npm wire protocol for packages: packuments, tarballs, publish, unpublish, dist-tags, owners, stars.
+
+Package paths are routed by :func:`package_endpoint` rather than by route patterns, because a scoped
+name arrives percent-decoded (``@scope%2fname`` → ``@scope/name``) and so spans two path segments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+from collections import OrderedDict
+from email.utils import format_datetime
+
+import orjson
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ketch.accounts.auth import identify, require_user, require_writer
+from ketch.blobs import blob_key
+from ketch.context import base_url, ctx
+from ketch.http.body import read_json
+from ketch.http.errors import ApiError, BadRequest, NotFound, not_found
+from ketch.registry import services
+from ketch.registry.models import Packument
+from ketch.registry.packument import splice_base
+from ketch.registry.publish import BadPublish, check_contents, parse_publish
+
+ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
+_GZIP_MIN = 1400
+_GZIP_CACHE_SIZE = 512
+
+
+def _ok(extra: dict | None = None, status: int = 200) -> Response:
+    body = {"ok": True, "success": True}
+    if extra:
+        body.update(extra)
+    return JSONResponse(body, status_code=status)
+
+
+def split_package_path(path: str) -> tuple[str, list[str]] | None:
+    """'/@s/n/-/n-1.0.0.tgz' → ('@s/n', ['-', 'n-1.0.0.tgz']); None when it cannot be a package path."""
+    parts = path.lstrip("/").split("/")
+    if not parts or not parts[0] or parts[0].startswith("-"):
+        return None
+    if parts[0].startswith("@"):
+        if len(parts) < 2:
+            return None
+        return parts[0] + "/" + parts[1], parts[2:]
+    return parts[0], parts[1:]
+
+
+async def package_endpoint(request: Request) -> Response:
+    split = split_package_path(request.scope["path"])
+    if split is None:
+        return not_found()
+    name, rest = split
+    method = request.method
+    if not rest or rest == [""]:
+        if method in ("GET", "HEAD"):
+            return await get_packument(request, name)
+        if method == "PUT":
+            return await put_package(request, name)
+    elif len(rest) == 2 and rest[0] == "-rev":
+        if method == "PUT":
+            return await put_package(request, name, rev=rest[1])
+        if method == "DELETE":
+            return await delete_package(request, name, rest[1])
+    elif len(rest) == 2 and rest[0] == "-":
+        if method in ("GET", "HEAD"):
+            return await get_tarball(request, name, rest[1])
+    elif len(rest) == 4 and rest[0] == "-" and rest[2] == "-rev" and method == "DELETE":
+        await require_writer(request, "unpublish packages")
+        return _ok()
+    else:
+        return not_found()
+    raise ApiError(405, f"Method {method} is not allowed here.")
+
+
+# -- reads ------------------------------------------------------------------------------------
+
+class _GzipCache:
+    """Compressed bodies keyed by (name, etag, kind, base): correct across nodes because the ETag
+    comes from the database on every request."""
+
+    def __init__(self, size: int):
+        self.size = size
+        self.items: OrderedDict = OrderedDict()
+
+    def get(self, key, body: bytes) -> bytes:
+        hit = self.items.get(key)
+        if hit is not None:
+            self.items.move_to_end(key)
+            return hit
+        packed = gzip.compress(body, compresslevel=6, mtime=0)
+        self.items[key] = packed
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+        return packed
+
+
+def _gzip_cache(request: Request) -> _GzipCache:
+    caches = ctx(request).caches
+    if "gzip" not in caches:
+        caches["gzip"] = _GzipCache(_GZIP_CACHE_SIZE)
+    return caches["gzip"]
+
+
+async def get_packument(request: Request, name: str) -> Response:
+    write = "write" in request.query_params
+    abbreviated = ABBREVIATED_TYPE in request.headers.get("accept", "") and not write
+    column = Packument.abbreviated if abbreviated else Packument.full
+    c = ctx(request)
+    async with c.db.read() as session:
+        row = (await session.execute(
+            select(Packument.package_id, Packument.etag, Packument.modified, Packument.access, column)
+            .where(Packument.name == name))).first()
+        if row is None:
+            return not_found()
+        package_id, etag, modified, access, document = row
+        if access == "restricted":
+            ident = await identify(request)
+            if ident is None or not await services.is_maintainer(session, package_id, ident.user_id):
+                return not_found()
+    kind = "a" if abbreviated else "f"
+    etag_header = f'W/"{etag}{kind}"'
+    headers = {
+        "etag": etag_header,
+        "last-modified": format_datetime(modified, usegmt=True),
+        "cache-control": "private, no-cache" if access == "restricted" else "public, no-cache",
+        "vary": "accept, accept-encoding, authorization",
+    }
+    inm = request.headers.get("if-none-match")
+    if inm and not write and (etag_header in inm or f'"{etag}{kind}"' in inm):
+        return Response(status_code=304, headers=headers)
+    base = base_url(request)
+    body = splice_base(document, base)
+    if len(body) >= _GZIP_MIN and "gzip" in request.headers.get("accept-encoding", ""):
+        body = _gzip_cache(request).get((name, etag, kind, base), body)
+        headers["content-encoding"] = "gzip"
+    media = ABBREVIATED_TYPE if abbreviated else "application/json"
+    if request.method == "HEAD":
+        headers["content-length"] = str(len(body))
+        return Response(status_code=200, headers=headers, media_type=media)
+    return Response(body, headers=headers, media_type=media)
+
+
+async def get_tarball(request: Request, name: str, filename: str) -> Response:
+    c = ctx(request)
+    ident = await identify(request)
+    async with c.db.read() as session:
+        found = await services.tarball_blob(session, name, filename, ident)
+    if found is None:
+        return not_found()
+    key, private = found
+    headers = {"cache-control": "private, max-age=31536000, immutable" if private
+               else "public, max-age=31536000, immutable"}
+    response = await c.blobs.response(key, headers)
+    if response is None:
+        raise ApiError(503, "The tarball is temporarily unavailable.", headers={"retry-after": "5"})
+    return response
+
+
+# -- writes ------------------------------------------------------------------------------------
+
+async def put_package(request: Request, name: str, rev: str | None = None) -> Response:
+    c = ctx(request)
+    if rev is None and request.headers.get("npm-command") == "star":
+        ident = await require_user(request, "star packages")
+    else:
+        ident = await require_user(request, "publish packages")
+    body = await read_json(request, c.settings.max_body_size)
+    if rev is None and body.get("_attachments"):
+        if ident.readonly:
+            await require_writer(request)
+        return await _publish(request, name, body, ident)
+    async with c.db.write() as session:
+        built = await services.update_document(c.db, session, name, body, ident, rev)
+        if built is None:
+            package = await services.get_package(session, name)
+            current = f"{package.rev}-" if package else ""
+        else:
+            current = built.rev
+    return _ok({"id": name, "rev": current}, 201 if rev is None else 200)
+
+
+async def _publish(request: Request, name: str, body: dict, ident) -> Response:
+    c = ctx(request)
+    try:
+        cmd = parse_publish(name, body)
+        del body  # the base64 text can be large; drop it before inspecting the tarball
+        await asyncio.to_thread(check_contents, cmd)
+    except BadPublish as e:
+        raise BadRequest(str(e)) from None
+    cmd.blob_key = blob_key(cmd.sha512_hex)
+    await c.blobs.put(cmd.blob_key, cmd.data)
+    async with c.db.write() as session:
+        built = await services.publish(c.db, session, cmd, ident)
+    return _ok({"id": name, "rev": built.rev}, 201)
+
+
+async def delete_package(request: Request, name: str, rev: str) -> Response:
+    c = ctx(request)
+    ident = await require_writer(request, "unpublish packages")
+    async with c.db.write() as session:
+        await services.unpublish_package(c.db, session, name, ident, rev)
+    return _ok()
+
+
+# -- /-/package/:name/dist-tags -----------------------------------------------------------------
+
+async def package_meta_endpoint(request: Request) -> Response:
+    rest = request.path_params["rest"]
+    if rest.endswith("/dist-tags"):
+        return await dist_tags_get(request, rest[: -len("/dist-tags")])
+    if "/dist-tags/" in rest:
+        name, tag = rest.rsplit("/dist-tags/", 1)
+        if request.method == "PUT":
+            return await dist_tag_put(request, name, tag)
+        if request.method == "DELETE":
+            return await dist_tag_delete(request, name, tag)
+    return not_found()
+
+
+async def dist_tags_get(request: Request, name: str) -> Response:
+    if request.method != "GET":
+        raise ApiError(405, "Method not allowed.")
+    c = ctx(request)
+    ident = await identify(request)
+    async with c.db.read() as session:
+        package = await services.readable_package(session, name, ident)
+        tags = await services.dist_tags(session, package.id)
+    return JSONResponse(tags, headers={"cache-control": "no-cache"})
+
+
+async def dist_tag_put(request: Request, name: str, tag: str) -> Response:
+    c = ctx(request)
+    ident = await require_writer(request, "change dist-tags")
+    version = await read_json(request, c.settings.max_json_body, expect=(str, dict, list, int, float))
+    async with c.db.write() as session:
+        await services.add_dist_tag(c.db, session, name, tag, version, ident)
+    return _ok(status=201)
+
+
+async def dist_tag_delete(request: Request, name: str, tag: str) -> Response:
+    c = ctx(request)
+    ident = await require_writer(request, "change dist-tags")
+    async with c.db.write() as session:
+        await services.remove_dist_tag(c.db, session, name, tag, ident)
+    return _ok()
+
+
+async def starred_by_user(request: Request) -> Response:
+    key = request.query_params.get("key", "")
+    try:
+        username = orjson.loads(key) if key.startswith('"') else key
+    except orjson.JSONDecodeError:
+        raise BadRequest("key must be a JSON string naming a user.") from None
+    if not isinstance(username, str) or not username:
+        raise NotFound()
+    ident = await identify(request)
+    async with ctx(request).db.read() as session:
+        names = await services.starred_by(session, username, ident)
+    return JSONResponse({"rows": [{"key": username, "value": n} for n in names]})
+
+
+routes = [
+    Route("/-/package/{rest:path}", package_meta_endpoint, methods=["GET", "PUT", "DELETE"]),
+    Route("/-/_view/starredByUser", starred_by_user, methods=["GET"]),
+]
+
+# Mounted last by the app: everything that is not a /-/ route is a package path.
+package_route = Route("/{path:path}", package_endpoint, methods=["GET", "HEAD", "PUT", "DELETE"])

@@ -1,0 +1,403 @@
+"""Registry rules: publish, metadata updates, unpublish, dist-tags, owners, stars.
+
+Every write runs inside one transaction that also rebuilds the stored packuments, so readers see
+either the old documents or the new ones. Functions take an open session and never commit.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import orjson
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ketch.accounts.models import User
+from ketch.accounts.services import Identity
+from ketch.db.base import utcnow
+from ketch.http.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
+from ketch.registry import names, packument
+from ketch.registry.models import DistTag, Maintainer, Package, Packument, Star, Version
+from ketch.registry.publish import BadPublish, PublishCommand, check_tag, readme_of, stored_manifest
+from ketch.registry.versions import InvalidVersion, max_version, parse_version, version_key
+
+MAX_VERSIONS = 10_000
+
+
+def forbidden_publish(name: str) -> ApiError:
+    return Forbidden(f'You do not have permission to publish "{name}". Are you logged in as the correct user?')
+
+
+def republish_refused(version: str) -> ApiError:
+    return Forbidden(f"You cannot publish over the previously published versions: {version}.")
+
+
+# -- reading -------------------------------------------------------------------------------
+
+async def get_package(session: AsyncSession, name: str) -> Package | None:
+    return (await session.execute(select(Package).where(Package.name == name))).scalar_one_or_none()
+
+
+async def is_maintainer(session: AsyncSession, package_id: int, user_id: int) -> bool:
+    row = await session.execute(
+        select(Maintainer.user_id).where(Maintainer.package_id == package_id, Maintainer.user_id == user_id))
+    return row.first() is not None
+
+
+async def can_read(session: AsyncSession, package: Package, ident: Identity | None) -> bool:
+    if package.access != "restricted":
+        return True
+    return ident is not None and await is_maintainer(session, package.id, ident.user_id)
+
+
+async def readable_package(session: AsyncSession, name: str, ident: Identity | None) -> Package:
+    """The live package, or the one 404 for missing, unpublished and hidden packages alike."""
+    package = await get_package(session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    return package
+
+
+async def dist_tags(session: AsyncSession, package_id: int) -> dict[str, str]:
+    rows = await session.execute(select(DistTag.tag, DistTag.version).where(DistTag.package_id == package_id))
+    return dict(rows.all())
+
+
+async def maintainers(session: AsyncSession, package_id: int) -> list[dict]:
+    rows = await session.execute(
+        select(User.name, User.email).join(Maintainer, Maintainer.user_id == User.id)
+        .where(Maintainer.package_id == package_id).order_by(User.name))
+    return [{"name": n, "email": e or ""} for n, e in rows.all()]
+
+
+async def live_versions(session: AsyncSession, package_id: int) -> list[Version]:
+    rows = await session.execute(
+        select(Version).where(Version.package_id == package_id, Version.unpublished.is_(None)))
+    return list(rows.scalars())
+
+
+async def load_rows(session: AsyncSession, package: Package) -> packument.PackageRows:
+    versions = await live_versions(session, package.id)
+    stars = await session.execute(
+        select(User.name).join(Star, Star.user_id == User.id).where(Star.package_id == package.id))
+    tags = await dist_tags(session, package.id)
+    latest = next((v for v in versions if v.version == tags.get("latest")), None)
+    return packument.PackageRows(
+        name=package.name, rev=package.rev, created=package.created, modified=package.modified,
+        versions=[packument.VersionRow(v.version, orjson.loads(v.manifest), v.created, v.deprecated) for v in versions],
+        dist_tags=tags, maintainers=await maintainers(session, package.id), stars=[s for (s,) in stars.all()],
+        readme=latest.readme if latest else None, readme_filename=latest.readme_filename if latest else None,
+    )
+
+
+async def rebuild(session: AsyncSession, package: Package) -> packument.Built | None:
+    """Recompute and store the packuments of ``package`` (inside the caller's transaction)."""
+    await session.execute(delete(Packument).where(Packument.package_id == package.id))
+    if package.unpublished is not None:
+        return None
+    built = packument.build(await load_rows(session, package))
+    session.add(Packument(package_id=package.id, name=package.name, etag=built.etag, modified=package.modified,
+                          access=package.access, full=built.full, abbreviated=built.abbreviated))
+    await session.flush()
+    return built
+
+
+def _touch(package: Package) -> None:
+    """Advance rev and modified; modified never goes backwards even if the wall clock does."""
+    now = utcnow()
+    if package.modified is not None and now <= package.modified:
+        now = package.modified + timedelta(milliseconds=1)
+    package.modified = now
+    package.rev = (package.rev or 0) + 1
+
+
+async def _lock_package(db, session: AsyncSession, name: str) -> Package | None:
+    await db.lock(session, "pkg:" + name)
+    return await get_package(session, name)
+
+
+async def _require_maintainer(session: AsyncSession, package: Package, ident: Identity) -> None:
+    if not await is_maintainer(session, package.id, ident.user_id):
+        if not await can_read(session, package, ident):
+            raise NotFound()
+        raise forbidden_publish(package.name)
+
+
+def _check_rev(package: Package, rev: str | None) -> None:
+    if rev is not None and not str(rev).startswith(f"{package.rev}-"):
+        raise Conflict("Document update conflict: the package changed since you read it. Please retry.")
+
+
+# -- publish -------------------------------------------------------------------------------
+
+async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identity) -> packument.Built:
+    """Add one version. The tarball blob must already be stored (blob first, metadata second)."""
+    scope, _ = names.split_name(cmd.name)
+    if cmd.access == "restricted" and scope is None:
+        raise BadRequest("Unscoped packages cannot be private; use a @scope/name.")
+    package = await _lock_package(db, session, cmd.name)
+    now = utcnow()
+    created = package is None
+    if created:
+        package = Package(name=cmd.name, scope=scope, access=cmd.access or "public", created=now, modified=now, rev=0)
+        session.add(package)
+        await session.flush()
+        session.add(Maintainer(package_id=package.id, user_id=ident.user_id))
+        await session.flush()
+    else:
+        await _require_maintainer(session, package, ident)
+        if cmd.access:
+            package.access = cmd.access
+    key = version_key(cmd.version)
+    taken = await session.execute(
+        select(Version.id).where(Version.package_id == package.id, Version.version_key == key))
+    if taken.first() is not None:
+        raise republish_refused(cmd.version)
+    count = await session.execute(select(func.count()).select_from(Version).where(Version.package_id == package.id))
+    if count.scalar_one() >= MAX_VERSIONS:
+        raise BadRequest(f"A package may have at most {MAX_VERSIONS} versions.")
+
+    owners = await maintainers(session, package.id)
+    publisher = {"name": ident.name, "email": ident.email or ""}
+    readme, readme_filename = readme_of(cmd)
+    version = Version(
+        package_id=package.id, version=cmd.version, version_key=key,
+        manifest=orjson.dumps(stored_manifest(cmd, publisher, owners)), readme=readme,
+        readme_filename=readme_filename, integrity=cmd.integrity, shasum=cmd.shasum,
+        blob_key=cmd.blob_key, size=len(cmd.data), publisher_id=ident.user_id, created=now,
+    )
+    session.add(version)
+    try:
+        async with session.begin_nested():
+            await session.flush()
+    except IntegrityError:
+        raise republish_refused(cmd.version) from None
+
+    tags = await dist_tags(session, package.id)
+    for tag in cmd.tags:
+        await _set_tag(session, package.id, tag, cmd.version, exists=tag in tags)
+    if "latest" not in tags and "latest" not in cmd.tags:
+        await _set_tag(session, package.id, "latest", cmd.version, exists=False)
+    package.unpublished = None
+    _touch(package)
+    return await rebuild(session, package)
+
+
+async def _set_tag(session: AsyncSession, package_id: int, tag: str, version: str, *, exists: bool) -> None:
+    if exists:
+        row = await session.get(DistTag, (package_id, tag))
+        row.version = version
+    else:
+        session.add(DistTag(package_id=package_id, tag=tag, version=version))
+    await session.flush()
+
+
+# -- metadata updates ---------------------------------------------------------------------
+
+async def update_document(db, session: AsyncSession, name: str, body: dict, ident: Identity,
+                          rev: str | None) -> packument.Built | None:
+    """Apply a PUT of an edited packument: deprecations, removed versions, dist-tags, maintainers, stars.
+
+    Only what differs from the stored document is applied, and only fields a client may change;
+    everything else in the body is ignored (a deprecate cannot smuggle in new dependencies).
+    """
+    if body.get("_id", name) != name or body.get("name", name) != name:
+        raise BadRequest("The package name in the URL does not match the name in the body.")
+    package = await _lock_package(db, session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    _check_rev(package, rev if rev is not None else body.get("_rev"))
+    live = {v.version: v for v in await live_versions(session, package.id)}
+    changed = False
+
+    versions = body.get("versions")
+    if versions is not None:
+        if not isinstance(versions, dict):
+            raise BadRequest("versions must be an object.")
+        unknown = [v for v in versions if v not in live]
+        if unknown:
+            raise BadRequest(f"Cannot add versions without a tarball: {', '.join(sorted(unknown)[:5])}. "
+                             "Use npm publish.")
+        deprecations = {}
+        for number, manifest in versions.items():
+            if isinstance(manifest, dict) and "deprecated" in manifest:
+                message = manifest["deprecated"]
+                if not isinstance(message, str) or len(message) > 1024:
+                    raise BadRequest("A deprecation message must be a string of at most 1024 characters.")
+                if (message or None) != live[number].deprecated:
+                    deprecations[number] = message or None
+        removed = [v for v in live if v not in versions] if rev is not None else []
+        if deprecations or removed:
+            await _require_maintainer(session, package, ident)
+            _require_write_token(ident)
+        for number, message in deprecations.items():
+            live[number].deprecated = message
+            changed = True
+        if removed:
+            await _unpublish_versions(session, package, [live[v] for v in removed], body.get("dist-tags"))
+            changed = True
+
+    owners = body.get("maintainers")
+    if owners is not None and rev is not None:
+        changed |= await _set_maintainers(session, package, owners, ident)
+
+    users = body.get("users")
+    if isinstance(users, dict):
+        changed |= await _star(session, package, ident, bool(users.get(ident.name)))
+
+    if not changed:
+        return None
+    _touch(package)
+    return await rebuild(session, package)
+
+
+def _require_write_token(ident: Identity) -> None:
+    if ident.readonly:
+        raise Forbidden("This token is read-only and cannot be used to make changes.")
+
+
+async def _unpublish_versions(session: AsyncSession, package: Package, removed: list[Version], tags: object) -> None:
+    now = utcnow()
+    for version in removed:
+        version.unpublished = now
+    await session.flush()
+    remaining = [v.version for v in await live_versions(session, package.id) if v.unpublished is None]
+    if not remaining:
+        raise BadRequest("Cannot unpublish the last version this way; unpublish the whole package instead.")
+    current = await dist_tags(session, package.id)
+    wanted = tags if isinstance(tags, dict) else current
+    await session.execute(delete(DistTag).where(DistTag.package_id == package.id))
+    await session.flush()
+    for tag, target in wanted.items():
+        if target in remaining and isinstance(tag, str):
+            try:
+                check_tag(tag)
+            except BadPublish as e:
+                raise BadRequest(str(e)) from None
+            session.add(DistTag(package_id=package.id, tag=tag, version=target))
+    if "latest" not in wanted or wanted.get("latest") not in remaining:
+        session.add(DistTag(package_id=package.id, tag="latest", version=max_version(remaining)))
+    await session.flush()
+
+
+async def _set_maintainers(session: AsyncSession, package: Package, owners: object, ident: Identity) -> bool:
+    if not isinstance(owners, list) or not all(isinstance(o, dict) and isinstance(o.get("name"), str) for o in owners):
+        raise BadRequest("maintainers must be a list of {name, email} objects.")
+    wanted = {o["name"] for o in owners}
+    current = {m["name"] for m in await maintainers(session, package.id)}
+    if wanted == current:
+        return False
+    await _require_maintainer(session, package, ident)
+    _require_write_token(ident)
+    if not wanted:
+        raise BadRequest("A package must keep at least one maintainer.")
+    found = dict((await session.execute(select(User.name, User.id).where(User.name.in_(wanted)))).all())
+    missing = wanted - set(found)
+    if missing:
+        raise NotFound(f"No such user: {sorted(missing)[0]}")
+    await session.execute(delete(Maintainer).where(Maintainer.package_id == package.id))
+    for user_id in found.values():
+        session.add(Maintainer(package_id=package.id, user_id=user_id))
+    await session.flush()
+    return True
+
+
+async def _star(session: AsyncSession, package: Package, ident: Identity, starred: bool) -> bool:
+    current = await session.get(Star, (package.id, ident.user_id))
+    if starred and current is None:
+        session.add(Star(package_id=package.id, user_id=ident.user_id))
+    elif not starred and current is not None:
+        await session.delete(current)
+    else:
+        return False
+    await session.flush()
+    return True
+
+
+async def unpublish_package(db, session: AsyncSession, name: str, ident: Identity, rev: str | None) -> None:
+    """Unpublish every version. The row stays: the name and its version numbers remain taken."""
+    package = await _lock_package(db, session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    await _require_maintainer(session, package, ident)
+    _require_write_token(ident)
+    _check_rev(package, rev)
+    now = utcnow()
+    for version in await live_versions(session, package.id):
+        version.unpublished = now
+    await session.execute(delete(DistTag).where(DistTag.package_id == package.id))
+    package.unpublished = now
+    _touch(package)
+    await rebuild(session, package)
+
+
+# -- dist-tags ------------------------------------------------------------------------------
+
+async def add_dist_tag(db, session: AsyncSession, name: str, tag: str, version: object, ident: Identity) -> None:
+    try:
+        check_tag(tag)
+    except BadPublish as e:
+        raise BadRequest(str(e)) from None
+    if not isinstance(version, str):
+        raise BadRequest('The request body must be a JSON string naming a version, e.g. "1.0.0".')
+    package = await _lock_package(db, session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    await _require_maintainer(session, package, ident)
+    try:
+        parse_version(version)
+    except InvalidVersion as e:
+        raise BadRequest(str(e)) from None
+    if version not in {v.version for v in await live_versions(session, package.id)}:
+        raise NotFound(f"Version {version} of {name} does not exist.")
+    tags = await dist_tags(session, package.id)
+    if tags.get(tag) == version:
+        return
+    await _set_tag(session, package.id, tag, version, exists=tag in tags)
+    _touch(package)
+    await rebuild(session, package)
+
+
+async def remove_dist_tag(db, session: AsyncSession, name: str, tag: str, ident: Identity) -> None:
+    package = await _lock_package(db, session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    await _require_maintainer(session, package, ident)
+    if tag == "latest":
+        raise BadRequest('The "latest" tag cannot be removed; point it at another version instead.')
+    row = await session.get(DistTag, (package.id, tag))
+    if row is None:
+        raise NotFound(f'"{tag}" is not a dist-tag on {name}.')
+    await session.delete(row)
+    _touch(package)
+    await rebuild(session, package)
+
+
+# -- stars -------------------------------------------------------------------------------------
+
+async def starred_by(session: AsyncSession, username: str, ident: Identity | None) -> list[str]:
+    rows = await session.execute(
+        select(Package).join(Star, Star.package_id == Package.id).join(User, User.id == Star.user_id)
+        .where(User.name == username, Package.unpublished.is_(None)).order_by(Package.name))
+    return [p.name for p in rows.scalars() if await can_read(session, p, ident)]
+
+
+async def tarball_blob(session: AsyncSession, name: str, filename: str,
+                       ident: Identity | None) -> tuple[str, bool] | None:
+    """(blob key, is private) of the live version whose tarball file is ``filename``, if the caller may read it."""
+    unscoped = name.rsplit("/", 1)[-1]
+    if not filename.startswith(unscoped + "-") or not filename.endswith(".tgz"):
+        return None
+    number = filename[len(unscoped) + 1:-4]
+    row = (await session.execute(
+        select(Version, Package).join(Package, Package.id == Version.package_id)
+        .where(Package.name == name, Version.version == number, Version.unpublished.is_(None),
+               Package.unpublished.is_(None)))).first()
+    if row is None:
+        return None
+    version, package = row
+    if not await can_read(session, package, ident):
+        return None
+    return version.blob_key, package.access == "restricted"
+
