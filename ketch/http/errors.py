@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 
 import orjson
-from sqlalchemy.exc import DBAPIError, TimeoutError as PoolTimeout
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -78,6 +78,11 @@ async def unavailable_handler(request: Request, exc: Exception) -> Response:
     return json_error(503, "Service temporarily unavailable, please retry.", {"retry-after": "5"})
 
 
+async def conflict_handler(request: Request, exc: Exception) -> Response:
+    log.info("write conflict on %s %s: %s", request.method, request.url.path, exc)
+    return json_error(409, "Conflict with a concurrent change; please retry.")
+
+
 async def server_error_handler(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return json_error(500, "Internal server error")
@@ -87,7 +92,10 @@ def exception_handlers() -> dict:
     return {
         ApiError: api_error_handler,
         HTTPException: http_exception_handler,
-        DBAPIError: unavailable_handler,
+        OperationalError: unavailable_handler,
+        InterfaceError: unavailable_handler,
         PoolTimeout: unavailable_handler,
+        ConnectionError: unavailable_handler,
+        IntegrityError: conflict_handler,
         Exception: server_error_handler,
     }
