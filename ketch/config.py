@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     max_body_size: int = Field(default=50 * 1024 * 1024, description="Largest publish request body in bytes.")
     max_json_body: int = Field(default=64 * 1024, description="Largest body for non-publish JSON requests.")
     web_login_ttl: int = Field(default=600, description="Seconds a pending `npm login` web session lives.")
+    packument_cache_mb: int = Field(default=256, description="Per-process memory for cached packuments.")
     log_level: str = "info"
 
     @classmethod

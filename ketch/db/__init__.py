@@ -11,8 +11,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+from pathlib import Path
+
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from ketch.db.changes import SlotCounters
+
+
+TOUCHED = "ketch.touched"
+
+
+def touch(session: AsyncSession, name: str) -> None:
+    """Record that this transaction changed package ``name``."""
+    session.info.setdefault(TOUCHED, set()).add(name)
 
 
 class Database:
@@ -27,6 +39,11 @@ class Database:
                 url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5,
                 connect_args={"command_timeout": 30, "server_settings": {"application_name": "ketch"}},
             )
+        self.after_commit: list = []
+        # Embedded mode: processes on this machine share change counters beside the database file.
+        self.changes: SlotCounters | None = None
+        if self.is_sqlite and ":///" in url:
+            self.changes = SlotCounters(Path(url.split(":///", 1)[1] + ".changes"))
         self._reader = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._writer = async_sessionmaker(
             self.engine.execution_options(ketch_write=True), expire_on_commit=False, autoflush=False
@@ -39,10 +56,20 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """One all-or-nothing transaction: commits when the block exits cleanly, else rolls back."""
+        """One all-or-nothing transaction: commits when the block exits cleanly, else rolls back.
+
+        After a commit, the packages the transaction marked with :func:`touch` are announced to
+        ``after_commit`` listeners (cache invalidation across processes).
+        """
         async with self._writer() as session:
             async with session.begin():
                 yield session
+            touched = session.info.pop(TOUCHED, None)
+        if touched:
+            if self.changes is not None:
+                self.changes.bump(touched)
+            for listener in self.after_commit:
+                listener(touched)
 
     async def lock(self, session: AsyncSession, key: str) -> None:
         """Serialise writers on ``key`` (e.g. a package name) until the transaction ends."""
@@ -55,6 +82,9 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        if self.changes is not None:
+            self.changes.close()
+            self.changes = None
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

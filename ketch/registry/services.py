@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ketch.accounts.models import User
 from ketch.accounts.services import Identity
+from ketch.db import touch
 from ketch.db.base import utcnow
 from ketch.http.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 from ketch.registry import names, packument
@@ -93,6 +94,7 @@ async def load_rows(session: AsyncSession, package: Package) -> packument.Packag
 
 async def rebuild(session: AsyncSession, package: Package) -> packument.Built | None:
     """Recompute and store the packuments of ``package`` (inside the caller's transaction)."""
+    touch(session, package.name)
     await session.execute(delete(Packument).where(Packument.package_id == package.id))
     if package.unpublished is not None:
         return None
@@ -103,7 +105,7 @@ async def rebuild(session: AsyncSession, package: Package) -> packument.Built | 
     return built
 
 
-def _touch(package: Package) -> None:
+def _advance(package: Package) -> None:
     """Advance rev and modified; modified never goes backwards even if the wall clock does."""
     now = utcnow()
     if package.modified is not None and now <= package.modified:
@@ -180,7 +182,7 @@ async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identit
     if "latest" not in tags and "latest" not in cmd.tags:
         await _set_tag(session, package.id, "latest", cmd.version, exists=False)
     package.unpublished = None
-    _touch(package)
+    _advance(package)
     return await rebuild(session, package)
 
 
@@ -248,7 +250,7 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
 
     if not changed:
         return None
-    _touch(package)
+    _advance(package)
     return await rebuild(session, package)
 
 
@@ -328,7 +330,7 @@ async def unpublish_package(db, session: AsyncSession, name: str, ident: Identit
         version.unpublished = now
     await session.execute(delete(DistTag).where(DistTag.package_id == package.id))
     package.unpublished = now
-    _touch(package)
+    _advance(package)
     await rebuild(session, package)
 
 
@@ -355,7 +357,7 @@ async def add_dist_tag(db, session: AsyncSession, name: str, tag: str, version: 
     if tags.get(tag) == version:
         return
     await _set_tag(session, package.id, tag, version, exists=tag in tags)
-    _touch(package)
+    _advance(package)
     await rebuild(session, package)
 
 
@@ -370,7 +372,8 @@ async def remove_dist_tag(db, session: AsyncSession, name: str, tag: str, ident:
     if row is None:
         raise NotFound(f'"{tag}" is not a dist-tag on {name}.')
     await session.delete(row)
-    _touch(package)
+    await session.flush()  # the session does not autoflush: rebuild must not read the deleted tag back
+    _advance(package)
     await rebuild(session, package)
 
 

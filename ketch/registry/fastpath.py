@@ -1,0 +1,225 @@
+"""The hot path: public packument and tarball GETs served from an in-process cache, as plain ASGI.
+
+Every hit is first proven fresh (see ``ketch.db.changes``): in embedded mode by comparing the
+package's shared change counter, on PostgreSQL by a batched ETag query, so a publish acknowledged
+by any process or node is visible to the very next request everywhere. Anything unusual — a
+private package, ``?write=true``, HEAD, writes, ``/-/`` routes — goes to the full Starlette app.
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections import OrderedDict
+from email.utils import format_datetime
+
+from sqlalchemy import select
+
+from ketch.db.changes import BatchedEtags
+from ketch.registry.models import Packument, Version
+from ketch.registry.packument import splice_base
+
+ABBREVIATED_TYPE = b"application/vnd.npm.install-v1+json"
+_GZIP_MIN = 1400
+NOT_FOUND = b'{"error":"Not found","message":"Not found"}'
+_JSON = b"application/json"
+
+
+class Entry:
+    __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "rendered", "size")
+
+    def __init__(self, token, etag=None, modified=b"", access="public", full=b"", abbreviated=b"", tarballs=None):
+        self.token = token
+        self.etag = etag
+        self.modified = modified
+        self.access = access
+        self.full = full
+        self.abbreviated = abbreviated
+        self.tarballs = tarballs or {}
+        self.rendered: dict = {}
+        self.size = len(full) + len(abbreviated) + 200
+
+
+class PackumentCache:
+    """Packuments and tarball keys of recently read packages, bounded by bytes."""
+
+    def __init__(self, db, max_bytes: int):
+        self.db = db
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self.entries: OrderedDict[str, Entry] = OrderedDict()
+        self.validator = None if db.changes is not None else BatchedEtags(self._current_etags)
+        self.hits = 0
+        self.misses = 0
+
+    async def _current_etags(self, names: list[str]) -> dict[str, str]:
+        async with self.db.engine.connect() as conn:
+            rows = await conn.execute(select(Packument.name, Packument.etag).where(Packument.name.in_(names)))
+            return dict(rows.all())
+
+    async def get(self, name: str) -> Entry:
+        entry = self.entries.get(name)
+        if self.validator is None:
+            token = self.db.changes.token(name)
+            if entry is not None and entry.token == token:
+                self.hits += 1
+                return entry
+        else:
+            token = None
+            current = await self.validator.etag(name)
+            if entry is not None and entry.etag == current:
+                self.hits += 1
+                return entry
+        self.misses += 1
+        entry = await self._load(name, token)
+        self._store(name, entry)
+        return entry
+
+    async def _load(self, name: str, token) -> Entry:
+        async with self.db.read() as session:
+            row = (await session.execute(
+                select(Packument.package_id, Packument.etag, Packument.modified, Packument.access,
+                       Packument.full, Packument.abbreviated).where(Packument.name == name))).first()
+            if row is None:
+                return Entry(token)
+            package_id, etag, modified, access, full, abbreviated = row
+            versions = await session.execute(
+                select(Version.version, Version.blob_key)
+                .where(Version.package_id == package_id, Version.unpublished.is_(None)))
+            unscoped = name.rsplit("/", 1)[-1]
+            tarballs = {f"{unscoped}-{v}.tgz": key for v, key in versions.all()}
+        return Entry(token, etag, format_datetime(modified, usegmt=True).encode(), access, full, abbreviated, tarballs)
+
+    def _store(self, name: str, entry: Entry) -> None:
+        old = self.entries.pop(name, None)
+        if old is not None:
+            self.bytes -= old.size
+        self.entries[name] = entry
+        self.bytes += entry.size
+        while self.bytes > self.max_bytes and len(self.entries) > 1:
+            _, evicted = self.entries.popitem(last=False)
+            self.bytes -= evicted.size
+
+    def render(self, entry: Entry, abbreviated: bool, base: bytes, gzip_ok: bool) -> tuple[list, bytes]:
+        key = (abbreviated, base, gzip_ok)
+        hit = entry.rendered.get(key)
+        if hit is not None:
+            return hit
+        body = splice_base(entry.abbreviated if abbreviated else entry.full, base.decode())
+        headers = [
+            (b"content-type", ABBREVIATED_TYPE if abbreviated else _JSON),
+            (b"etag", _etag(entry, abbreviated)),
+            (b"last-modified", entry.modified),
+            (b"cache-control", b"public, no-cache"),
+            (b"vary", b"accept, accept-encoding, authorization"),
+        ]
+        if gzip_ok and len(body) >= _GZIP_MIN:
+            body = gzip.compress(body, compresslevel=6, mtime=0)
+            headers.append((b"content-encoding", b"gzip"))
+        headers.append((b"content-length", str(len(body)).encode()))
+        if len(entry.rendered) < 8:
+            entry.rendered[key] = (headers, body)
+            entry.size += len(body)
+            self.bytes += len(body)
+        return headers, body
+
+
+def _etag(entry: Entry, abbreviated: bool) -> bytes:
+    return f'W/"{entry.etag}{"a" if abbreviated else "f"}"'.encode()
+
+
+class FastPath:
+    """ASGI wrapper: serves public package reads itself and hands everything else to ``app``."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def __getattr__(self, name):  # app.state, app.router… of the wrapped Starlette app
+        return getattr(self.app, name)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
+            return await self.app(scope, receive, send)
+        path: str = scope["path"]
+        if len(path) < 2 or path[1] == "-":
+            return await self.app(scope, receive, send)
+        parts = path[1:].split("/")
+        if parts[0][:1] == "@":
+            if len(parts) < 2:
+                return await self.app(scope, receive, send)
+            name, rest = parts[0] + "/" + parts[1], parts[2:]
+        else:
+            name, rest = parts[0], parts[1:]
+        ctx = self.app.state.ketch
+        cache: PackumentCache = ctx.caches.get("packuments")
+        if cache is None:
+            return await self.app(scope, receive, send)
+        entry = await cache.get(name)
+        plain = not rest or (len(rest) == 2 and rest[0] == "-")
+        if entry.etag is None or (entry.access != "public" and plain and not _has_auth(scope)):
+            # Missing, or private and the caller is anonymous: the same bytes either way.
+            if plain:
+                return await _not_found(send)
+            return await self.app(scope, receive, send)
+        if entry.access != "public":
+            return await self.app(scope, receive, send)
+        if not rest:
+            return await self._packument(scope, send, cache, entry, ctx)
+        if len(rest) == 2 and rest[0] == "-":
+            key = entry.tarballs.get(rest[1])
+            if key is None:
+                return await _not_found(send)
+            response = await ctx.blobs.response(key, {"cache-control": "public, max-age=31536000, immutable"})
+            if response is None:
+                body = b'{"error":"The tarball is temporarily unavailable."}'
+                return await _send(send, 503, [(b"content-length", str(len(body)).encode()),
+                                               (b"content-type", _JSON), (b"retry-after", b"5")], body)
+            return await response(scope, receive, send)
+        return await self.app(scope, receive, send)
+
+    async def _packument(self, scope, send, cache: PackumentCache, entry: Entry, ctx):
+        accept = encoding = inm = host = b""
+        for key, value in scope["headers"]:
+            if key == b"accept":
+                accept = value
+            elif key == b"accept-encoding":
+                encoding = value
+            elif key == b"if-none-match":
+                inm = value
+            elif key == b"host":
+                host = value
+        abbreviated = ABBREVIATED_TYPE in accept
+        etag = _etag(entry, abbreviated)
+        if inm and (etag in inm or etag[2:] in inm):
+            return await _send(send, 304, [(b"etag", etag), (b"cache-control", b"public, no-cache"),
+                                           (b"vary", b"accept, accept-encoding, authorization")], b"")
+        base = _base(scope, host, ctx.settings)
+        headers, body = cache.render(entry, abbreviated, base, b"gzip" in encoding)
+        await _send(send, 200, headers, body)
+
+
+def _base(scope, host: bytes, settings) -> bytes:
+    if settings.public_url:
+        return settings.public_url.rstrip("/").encode()
+    if not host or len(host) > 255 or not all(c in _HOST_CHARS for c in host):
+        host = f"{settings.host}:{settings.port}".encode()
+    return scope["scheme"].encode() + b"://" + host + scope.get("root_path", "").encode()
+
+
+_HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_")
+
+
+def _has_auth(scope) -> bool:
+    return any(k == b"authorization" for k, _ in scope["headers"])
+
+
+# Same header order as Starlette's Response, so every 404 is byte-identical whichever layer sent it.
+_NOT_FOUND_HEADERS = [(b"content-length", str(len(NOT_FOUND)).encode()), (b"content-type", _JSON)]
+
+
+async def _not_found(send) -> None:
+    await _send(send, 404, _NOT_FOUND_HEADERS, NOT_FOUND)
+
+
+async def _send(send, status: int, headers: list, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
