@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -64,6 +65,12 @@ def serve(
                              database_url=database_url, storage_url=storage_url, public_url=public_url,
                              allow_signup=signup)
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
+    # Worker processes' counters live here and are summed by /-/metrics; set before anything imports
+    # prometheus_client, which picks its storage at import time.
+    metrics_dir = settings.data_dir / "metrics"
+    shutil.rmtree(metrics_dir, ignore_errors=True)
+    metrics_dir.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     import ketch.app  # noqa: F401  (fail here, once, rather than in a worker respawn loop)
 
     prepare(settings)

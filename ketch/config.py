@@ -58,6 +58,7 @@ class Settings(BaseSettings):
     max_json_body: int = Field(default=64 * 1024, description="Largest body for non-publish JSON requests.")
     web_login_ttl: int = Field(default=600, description="Seconds a pending `npm login` web session lives.")
     packument_cache_mb: int = Field(default=256, description="Per-process memory for cached packuments.")
+    access_log: bool = Field(default=True, description="Write one JSON line per request to standard output.")
     log_level: str = "info"
 
     @classmethod

@@ -15,6 +15,7 @@ from email.utils import format_datetime
 from sqlalchemy import select
 
 from ketch.db.changes import BatchedEtags
+from ketch.ops.metrics import PACKUMENT_CACHE
 from ketch.registry.models import Packument, Version
 from ketch.registry.packument import splice_base
 
@@ -22,6 +23,8 @@ ABBREVIATED_TYPE = b"application/vnd.npm.install-v1+json"
 _GZIP_MIN = 1400
 NOT_FOUND = b'{"error":"Not found","message":"Not found"}'
 _JSON = b"application/json"
+CACHE_HITS = PACKUMENT_CACHE.labels("hit")
+CACHE_MISSES = PACKUMENT_CACHE.labels("miss")
 
 
 class Entry:
@@ -48,8 +51,6 @@ class PackumentCache:
         self.bytes = 0
         self.entries: OrderedDict[str, Entry] = OrderedDict()
         self.validator = None if db.changes is not None else BatchedEtags(self._current_etags)
-        self.hits = 0
-        self.misses = 0
 
     async def _current_etags(self, names: list[str]) -> dict[str, str]:
         async with self.db.engine.connect() as conn:
@@ -61,15 +62,15 @@ class PackumentCache:
         if self.validator is None:
             token = self.db.changes.token(name)
             if entry is not None and entry.token == token:
-                self.hits += 1
+                CACHE_HITS.inc()
                 return entry
         else:
             token = None
             current = await self.validator.etag(name)
             if entry is not None and entry.etag == current:
-                self.hits += 1
+                CACHE_HITS.inc()
                 return entry
-        self.misses += 1
+        CACHE_MISSES.inc()
         entry = await self._load(name, token)
         self._store(name, entry)
         return entry
