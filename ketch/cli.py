@@ -103,12 +103,66 @@ def fsck(data_dir: DataDir = None, database_url: DatabaseUrl = None, storage_url
 
     settings = load_settings(config, data_dir=data_dir, database_url=database_url, storage_url=storage_url)
     problems = asyncio.run(run_fsck(settings, console))
+    _report(problems, "fsck")
+
+
+@app.command()
+def backup(
+    output: Annotated[Path, typer.Argument(help="Archive to write, e.g. ketch-2026-11-25.tar.")],
+    data_dir: DataDir = None, storage_url: StorageUrl = None, config: ConfigFile = None,
+) -> None:
+    """Write a consistent backup of an embedded registry (safe while it serves)."""
+    import asyncio
+
+    from ketch.ops.transfer import backup as run_backup
+
+    settings = load_settings(config, data_dir=data_dir, storage_url=storage_url)
+    manifest = asyncio.run(run_backup(settings, output, console))
+    console.print(f"[green]backup written to {output} ({manifest['blobs']} tarballs)[/green]")
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="Archive written by `ketch backup`.")],
+    data_dir: DataDir = None, storage_url: StorageUrl = None, config: ConfigFile = None,
+    force: Annotated[bool, typer.Option(help="Overwrite an existing database.")] = False,
+) -> None:
+    """Restore a backup into an (empty) data dir, then check it with fsck."""
+    import asyncio
+
+    from ketch.ops.transfer import restore as run_restore
+
+    settings = load_settings(config, data_dir=data_dir, storage_url=storage_url)
+    problems = asyncio.run(run_restore(settings, archive, console, force=force))
+    _report(problems, "restore")
+
+
+@app.command("migrate-storage")
+def migrate_storage(
+    to_database_url: Annotated[str, typer.Option("--to-database-url", help="Target database (empty).")],
+    to_storage_url: Annotated[str, typer.Option("--to-storage-url", help="Target tarball storage.")],
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, storage_url: StorageUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Copy a registry (by default the embedded one) to another database and storage, then verify it.
+    Stop the source server first."""
+    import asyncio
+
+    from ketch.ops.transfer import migrate_storage as run_migrate
+
+    source = load_settings(config, data_dir=data_dir, database_url=database_url, storage_url=storage_url)
+    target = source.model_copy(update={"database_url": to_database_url, "storage_url": to_storage_url})
+    problems = asyncio.run(run_migrate(source, target, console))
+    _report(problems, "migration")
+
+
+def _report(problems: list[str], what: str) -> None:
     if problems:
         for problem in problems:
             typer.echo(f"FAIL {problem}")
-        console.print(f"[red]{len(problems)} problem(s) found[/red]")
+        console.print(f"[red]{what} finished with {len(problems)} problem(s)[/red]")
         raise typer.Exit(1)
-    console.print("[green]fsck: no problems found[/green]")
+    console.print(f"[green]{what} verified: no problems found[/green]")
 
 
 def main() -> None:
