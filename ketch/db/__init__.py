@@ -36,8 +36,9 @@ class Database:
             _sqlite_pragmas(self.engine)
         else:
             self.engine = create_async_engine(
-                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=5,
-                connect_args={"command_timeout": 30, "server_settings": {"application_name": "ketch"}},
+                url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, pool_timeout=2,
+                # Fail fast when PostgreSQL is down: clients get a 503 + Retry-After within seconds.
+                connect_args={"timeout": 2, "command_timeout": 30, "server_settings": {"application_name": "ketch"}},
             )
         self.after_commit: list = []
         # Embedded mode: processes on this machine share change counters beside the database file.

@@ -13,6 +13,8 @@ from collections import OrderedDict
 from email.utils import format_datetime
 
 from sqlalchemy import select
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ketch.db.changes import BatchedEtags
 from ketch.ops.metrics import PACKUMENT_CACHE
@@ -154,7 +156,10 @@ class FastPath:
         cache: PackumentCache = ctx.caches.get("packuments")
         if cache is None:
             return await self.app(scope, receive, send)
-        entry = await cache.get(name)
+        try:
+            entry = await cache.get(name)
+        except UNAVAILABLE:
+            return await _unavailable(send)
         plain = not rest or (len(rest) == 2 and rest[0] == "-")
         if entry.etag is None or (entry.access != "public" and plain and not _has_auth(scope)):
             # Missing, or private and the caller is anonymous: the same bytes either way.
@@ -171,9 +176,7 @@ class FastPath:
                 return await _not_found(send)
             response = await ctx.blobs.response(key, {"cache-control": "public, max-age=31536000, immutable"})
             if response is None:
-                body = b'{"error":"The tarball is temporarily unavailable."}'
-                return await _send(send, 503, [(b"content-length", str(len(body)).encode()),
-                                               (b"content-type", _JSON), (b"retry-after", b"5")], body)
+                return await _unavailable(send)
             return await response(scope, receive, send)
         return await self.app(scope, receive, send)
 
@@ -207,6 +210,15 @@ def _base(scope, host: bytes, settings) -> bytes:
 
 
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_")
+
+
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)
+_UNAVAILABLE_BODY = b'{"error":"Service temporarily unavailable, please retry.","message":"Service temporarily unavailable, please retry."}'
+
+
+async def _unavailable(send) -> None:
+    await _send(send, 503, [(b"content-length", str(len(_UNAVAILABLE_BODY)).encode()), (b"content-type", _JSON),
+                            (b"retry-after", b"5")], _UNAVAILABLE_BODY)
 
 
 def _has_auth(scope) -> bool:
