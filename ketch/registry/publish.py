@@ -162,6 +162,8 @@ def stored_manifest(cmd: PublishCommand, publisher: dict, maintainers: list[dict
     scripts = manifest.get("scripts")
     if isinstance(scripts, dict) and any(s in scripts for s in _INSTALL_SCRIPTS):
         manifest["hasInstallScript"] = True
+    elif info and any("/" not in f and f.endswith(".gyp") for f in info.files):
+        manifest["hasInstallScript"] = True  # npm runs node-gyp for a root .gyp file even without a script
     manifest["_hasShrinkwrap"] = bool(info and info.has_shrinkwrap)
     manifest["_npmUser"] = publisher
     manifest["maintainers"] = maintainers
