@@ -38,7 +38,7 @@ def create_app(settings: Settings | None = None) -> Observability:
         db = Database(settings.resolved_database_url)
         if db.changes is not None:
             db.changes.bump_epoch()  # a restarted worker must not leave others trusting old copies
-        app.state.ketch = Context(settings=settings, db=db, blobs=open_blob_store(settings.resolved_storage_url))
+        app.state.ketch = Context(settings=settings, db=db, blobs=open_blob_store(settings))
         app.state.ketch.caches["packuments"] = PackumentCache(db, settings.packument_cache_mb * 1024 * 1024)
         sampler = asyncio.get_running_loop().create_task(_sample_pool(db))
         try:

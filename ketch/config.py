@@ -45,6 +45,12 @@ class Settings(BaseSettings):
     storage_url: str | None = Field(
         default=None, description="Where tarballs are stored: file:///path (default data_dir/tarballs)."
     )
+    s3_endpoint_url: str | None = Field(default=None, description="S3 endpoint (else AWS_ENDPOINT_URL).")
+    s3_access_key_id: str | None = Field(default=None, description="S3 access key id (else AWS_ACCESS_KEY_ID).")
+    s3_secret_access_key: str | None = Field(default=None, description="S3 secret (else AWS_SECRET_ACCESS_KEY).")
+    s3_region: str | None = Field(default=None, description="S3 region (else AWS_REGION, then us-east-1).")
+    s3_redirect: bool = Field(default=False, description="Answer tarball GETs with a redirect to a presigned URL.")
+    s3_presign_expiry: int = Field(default=300, description="Seconds a presigned tarball URL stays valid.")
     host: str = "127.0.0.1"
     port: int = 4873
     workers: int = 1

@@ -12,6 +12,14 @@ from typing import Protocol
 from starlette.responses import Response
 
 
+class BlobStoreUnavailable(Exception):
+    """The blob store cannot be reached or refused to serve (network, 5xx, timeout, credentials).
+
+    The HTTP layer answers 503 with ``Retry-After``; retrying later may succeed."""
+
+    retry_after = 5
+
+
 def blob_key(sha512_hex: str) -> str:
     return f"sha512/{sha512_hex[:2]}/{sha512_hex[2:4]}/{sha512_hex}"
 
@@ -37,9 +45,18 @@ class BlobStore(Protocol):
         """Raise when the store is unreachable."""
 
 
-def open_blob_store(url: str) -> BlobStore:
+def open_blob_store(settings) -> BlobStore:
+    """The store named by ``settings.resolved_storage_url`` (file:///path or s3://bucket/prefix)."""
+    url = settings.resolved_storage_url
     if url.startswith("file://"):
         from ketch.blobs.files import FileBlobStore
 
         return FileBlobStore.from_url(url)
-    raise ValueError(f"unsupported storage URL {url!r} (expected file:///path)")
+    if url.startswith("s3://"):
+        from ketch.blobs.s3 import S3BlobStore
+
+        return S3BlobStore.from_url(
+            url, endpoint_url=settings.s3_endpoint_url, access_key_id=settings.s3_access_key_id,
+            secret_access_key=settings.s3_secret_access_key, region=settings.s3_region,
+            redirect=settings.s3_redirect, presign_expiry=settings.s3_presign_expiry)
+    raise ValueError(f"unsupported storage URL {url!r} (expected file:///path or s3://bucket/prefix)")

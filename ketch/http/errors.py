@@ -10,6 +10,8 @@ import logging
 import orjson
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError, TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException
+
+from ketch.blobs import BlobStoreUnavailable
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -96,6 +98,7 @@ def exception_handlers() -> dict:
         InterfaceError: unavailable_handler,
         PoolTimeout: unavailable_handler,
         ConnectionError: unavailable_handler,
+        BlobStoreUnavailable: unavailable_handler,
         IntegrityError: conflict_handler,
         Exception: server_error_handler,
     }

@@ -52,7 +52,7 @@ async def backup(settings: Settings, output: Path, console: Console) -> dict:
     db_path = _sqlite_path(settings)
     if not db_path.exists():
         raise SystemExit(f"no database at {db_path}")
-    blobs = open_blob_store(settings.resolved_storage_url)
+    blobs = open_blob_store(settings)
     with tempfile.TemporaryDirectory() as tmp:
         snapshot = Path(tmp) / "ketch.sqlite3"
         source = sqlite3.connect(db_path)
@@ -89,7 +89,7 @@ async def restore(settings: Settings, archive: Path, console: Console, force: bo
     if db_path.exists() and not force:
         raise SystemExit(f"{db_path} already exists; restore into an empty data dir or pass --force")
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    blobs = open_blob_store(settings.resolved_storage_url)
+    blobs = open_blob_store(settings)
     with tarfile.open(archive, "r") as tar:
         members = {m.name: m for m in tar.getmembers()}
         manifest = json.loads(tar.extractfile(members["manifest.json"]).read())
@@ -116,7 +116,7 @@ async def migrate_storage(source: Settings, target: Settings, console: Console) 
     """Copy every row and every blob from ``source`` to ``target`` (which must be empty), then verify."""
     await asyncio.to_thread(upgrade, target.resolved_database_url)
     src_db, dst_db = Database(source.resolved_database_url), Database(target.resolved_database_url)
-    src_blobs, dst_blobs = open_blob_store(source.resolved_storage_url), open_blob_store(target.resolved_storage_url)
+    src_blobs, dst_blobs = open_blob_store(source), open_blob_store(target)
     problems: list[str] = []
     try:
         tables = [t for t in Base.metadata.sorted_tables]

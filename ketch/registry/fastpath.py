@@ -16,6 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from ketch.blobs import BlobStoreUnavailable
 from ketch.db.changes import BatchedEtags
 from ketch.ops.metrics import PACKUMENT_CACHE
 from ketch.registry.models import Packument, Version
@@ -174,7 +175,10 @@ class FastPath:
             key = entry.tarballs.get(rest[1])
             if key is None:
                 return await _not_found(send)
-            response = await ctx.blobs.response(key, {"cache-control": "public, max-age=31536000, immutable"})
+            try:
+                response = await ctx.blobs.response(key, {"cache-control": "public, max-age=31536000, immutable"})
+            except BlobStoreUnavailable:
+                return await _unavailable(send)
             if response is None:
                 return await _unavailable(send)
             return await response(scope, receive, send)
@@ -212,7 +216,7 @@ def _base(scope, host: bytes, settings) -> bytes:
 _HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_")
 
 
-UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError)
+UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError, BlobStoreUnavailable)
 _UNAVAILABLE_BODY = b'{"error":"Service temporarily unavailable, please retry.","message":"Service temporarily unavailable, please retry."}'
 
 

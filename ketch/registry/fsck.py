@@ -23,7 +23,7 @@ from ketch.registry.models import DistTag, Package, Packument, Version
 
 async def run_fsck(settings: Settings, console: Console | None = None) -> list[str]:
     db = Database(settings.resolved_database_url)
-    blobs = open_blob_store(settings.resolved_storage_url)
+    blobs = open_blob_store(settings)
     problems: list[str] = []
     try:
         async with db.read() as session:
