@@ -2,3 +2,4 @@
 
 from ketch.accounts import models as accounts_models  # noqa: F401
 from ketch.registry import models as registry_models  # noqa: F401
+from ketch.orgs import models as orgs_models  # noqa: F401,E402

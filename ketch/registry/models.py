@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, Boolean, ForeignKey, Integer, LargeBinary, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from ketch.db.base import Base, UTCDateTime
@@ -22,6 +22,9 @@ class Package(Base):
     # Set when every version was unpublished; the row stays so the name and its version numbers stay taken.
     unpublished: Mapped[datetime | None] = mapped_column(UTCDateTime)
     rev: Mapped[int] = mapped_column(Integer, default=0)
+    # `npm access set mfa=…`: publishing needs 2FA; automation tokens may stand in for it.
+    publish_requires_tfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+    automation_token_overrides_tfa: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
 
 
 class Version(Base):
