@@ -14,6 +14,7 @@ import time
 from starlette.requests import Request
 
 from ketch.accounts import services
+from ketch.accounts.audit import Origin
 from ketch.accounts.services import Identity
 from ketch.accounts.tokens import short_digest
 from ketch.context import ctx
@@ -32,6 +33,11 @@ class _Invalid:
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def origin(request: Request) -> Origin:
+    """The request's IP and user agent, for the audit log."""
+    return Origin(client_ip(request), request.headers.get("user-agent"))
 
 
 async def identify(request: Request) -> Identity | None:
