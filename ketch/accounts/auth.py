@@ -67,6 +67,17 @@ async def require_writer(request: Request, action: str = "do that") -> Identity:
     return ident
 
 
+async def require_org_writer(request: Request, org: str) -> Identity:
+    """A caller who may change organisation ``org`` as far as their token is concerned
+    (whether their role allows the change is the orgs service's decision)."""
+    ident = await require_writer(request, "manage organisations")
+    if ident.org_limits is not None:
+        orgs, permission = ident.org_limits
+        if org not in orgs or permission != "read-write":
+            raise Forbidden(f"This token may not manage the @{org} organisation.")
+    return ident
+
+
 async def _resolve(request: Request):
     header = request.headers.get("authorization")
     if not header:

@@ -37,6 +37,10 @@ class Identity:
     token_id: int | None = None
     readonly: bool = False
     kind: str = "password"
+    # Granular tokens: (package names, scopes, "read-only"|"read-write"|"no-access") or None for all packages.
+    token_limits: tuple[frozenset, frozenset, str] | None = None
+    # Granular tokens: (org names, "read-only"|"read-write"|"no-access") or None for all orgs.
+    org_limits: tuple[frozenset, str] | None = None
 
 
 def username_problem(name: object) -> str | None:
@@ -74,6 +78,8 @@ async def create_user(session: AsyncSession, name: str, password: str, email: st
 async def authenticate(session: AsyncSession, name: str, password: str) -> User | None:
     """The user whose password this is, or None; unknown users cost the same time as wrong passwords."""
     user = await get_user(session, name) if isinstance(name, str) else None
+    if user is not None and user.deleted is not None:
+        user = None
     ok = await passwords.verify_password(user.password_hash if user else None, str(password))
     return user if ok else None
 
@@ -130,10 +136,25 @@ async def identity_for_token(session: AsyncSession, raw: str) -> tuple[Identity,
     if row is None:
         return None
     token, user = row
-    if token.expires is not None and token.expires <= utcnow():
+    if (token.expires is not None and token.expires <= utcnow()) or user.deleted is not None:
         return None
-    ident = Identity(user.id, user.name, user.email, token.id, token.readonly, token.kind)
+    ident = Identity(user.id, user.name, user.email, token.id, token.readonly, token.kind,
+                     token_limits=_limits(token), org_limits=_org_limits(token))
     return ident, token
+
+
+def _limits(token: Token) -> tuple[frozenset, frozenset, str] | None:
+    if not token.packages and not token.scopes:
+        return None
+    packages = frozenset(orjson.loads(token.packages)) if token.packages else frozenset()
+    scopes = frozenset(s.lstrip("@") for s in orjson.loads(token.scopes)) if token.scopes else frozenset()
+    return packages, scopes, token.packages_permission or "read-write"
+
+
+def _org_limits(token: Token) -> tuple[frozenset, str] | None:
+    if not token.orgs:
+        return None
+    return frozenset(o.lstrip("@") for o in orjson.loads(token.orgs)), token.orgs_permission or "read-write"
 
 
 def ip_allowed(cidr_json: str | None, client_ip: str | None) -> bool:

@@ -1,0 +1,139 @@
+"""npm wire protocol for `npm org`, `npm team` and `npm access list packages`."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from ketch.accounts.auth import origin, require_org_writer, require_user
+from ketch.context import ctx
+from ketch.http.body import read_json
+from ketch.http.errors import BadRequest, NotFound
+from ketch.orgs import services
+from ketch.registry import services as registry
+
+
+def _org(request: Request) -> str:
+    return request.path_params["org"].lstrip("@")
+
+
+async def _body(request: Request) -> dict:
+    return await read_json(request, ctx(request).settings.max_json_body)
+
+
+async def org_create(request: Request) -> Response:
+    ident = await require_org_writer(request, _org(request))
+    async with ctx(request).db.write() as session:
+        org = await services.create_org(session, _org(request), ident, origin=origin(request))
+    return JSONResponse({"name": org.name, "created": True}, status_code=201)
+
+
+async def org_users(request: Request) -> Response:
+    name = _org(request)
+    c = ctx(request)
+    if request.method == "GET":
+        ident = await require_user(request, "list organisation members")
+        async with c.db.read() as session:
+            org, _ = await services.visible_org(session, name, ident)
+            return JSONResponse(await services.members(session, org.id))
+    ident = await require_org_writer(request, name)
+    body = await _body(request)
+    async with c.db.write() as session:
+        if request.method == "PUT":
+            org, size, role = await services.set_member(session, name, ident, body.get("user"), body.get("role"),
+                                                        origin=origin(request))
+            return JSONResponse({"org": {"name": org.name, "size": size}, "user": body["user"].lstrip("@"),
+                                 "role": role}, status_code=201)
+        await services.remove_member(session, name, ident, body.get("user"), origin=origin(request))
+    return JSONResponse({"ok": True})
+
+
+async def org_teams(request: Request) -> Response:
+    name = _org(request)
+    c = ctx(request)
+    if request.method == "GET":
+        ident = await require_user(request, "list teams")
+        async with c.db.read() as session:
+            org, _ = await services.visible_org(session, name, ident)
+            return JSONResponse([f"{org.name}:{t.name}" for t in await services.teams(session, org.id)])
+    ident = await require_org_writer(request, name)
+    body = await _body(request)
+    async with c.db.write() as session:
+        team = await services.create_team(session, name, ident, body.get("name"), body.get("description"),
+                                          origin=origin(request))
+    return JSONResponse({"name": team.name, "description": team.description}, status_code=201)
+
+
+async def org_packages(request: Request) -> Response:
+    ident = await require_user(request, "list packages")
+    async with ctx(request).db.read() as session:
+        org, _ = await services.visible_org(session, _org(request), ident)
+        return JSONResponse(await registry.scope_packages(session, org.name, ident))
+
+
+async def team_destroy(request: Request) -> Response:
+    name = _org(request)
+    ident = await require_org_writer(request, name)
+    async with ctx(request).db.write() as session:
+        await services.destroy_team(session, name, ident, request.path_params["team"], origin=origin(request))
+    return JSONResponse({"ok": True})
+
+
+async def team_users(request: Request) -> Response:
+    name, team = _org(request), request.path_params["team"]
+    c = ctx(request)
+    if request.method == "GET":
+        ident = await require_user(request, "list team members")
+        async with c.db.read() as session:
+            return JSONResponse(await services.team_members(session, name, ident, team))
+    ident = await require_org_writer(request, name)
+    body = await _body(request)
+    async with c.db.write() as session:
+        if request.method == "PUT":
+            await services.add_team_member(session, name, ident, team, body.get("user"), origin=origin(request))
+            return JSONResponse({"ok": True}, status_code=201)
+        await services.remove_team_member(session, name, ident, team, body.get("user"), origin=origin(request))
+    return JSONResponse({"ok": True})
+
+
+async def team_packages(request: Request) -> Response:
+    name, team = _org(request), request.path_params["team"]
+    c = ctx(request)
+    if request.method == "GET":
+        ident = await require_user(request, "list team packages")
+        async with c.db.read() as session:
+            return JSONResponse(await services.team_packages(session, name, ident, team))
+    ident = await require_org_writer(request, name)
+    body = await _body(request)
+    package_name = body.get("package")
+    if not isinstance(package_name, str):
+        raise BadRequest("A package name is required.")
+    async with c.db.write() as session:
+        package = await registry.get_package(session, package_name)
+        if package is None or package.unpublished is not None:
+            raise NotFound(f"No such package: {package_name}")
+        if request.method == "PUT":
+            await services.grant(session, name, ident, team, package, body.get("permissions"), origin=origin(request))
+        else:
+            await services.revoke(session, name, ident, team, package, origin=origin(request))
+    return JSONResponse({"ok": True}, status_code=201 if request.method == "PUT" else 200)
+
+
+async def user_packages(request: Request) -> Response:
+    """`npm access list packages <user>`: what that user can reach, as far as the caller may see."""
+    ident = await require_user(request, "list packages")
+    async with ctx(request).db.read() as session:
+        return JSONResponse(await registry.user_packages(session, request.path_params["user"], ident))
+
+
+routes = [
+    Route("/-/org/{org}", org_create, methods=["PUT"]),
+    Route("/-/org/{org}/user", org_users, methods=["GET", "PUT", "DELETE"]),
+    Route("/-/org/{org}/team", org_teams, methods=["GET", "PUT"]),
+    Route("/-/org/{org}/package", org_packages, methods=["GET"]),
+    Route("/-/team/{org}/{team}", team_destroy, methods=["DELETE"]),
+    Route("/-/team/{org}/{team}/user", team_users, methods=["GET", "PUT", "DELETE"]),
+    Route("/-/team/{org}/{team}/package", team_packages, methods=["GET", "PUT", "DELETE"]),
+    Route("/-/user/{user}/package", user_packages, methods=["GET"]),
+]

@@ -1,0 +1,88 @@
+"""Who may do what to a package: one function, :func:`level`, used by every route.
+
+Levels, each including the ones before: ``none`` < ``read`` < ``write`` (publish, dist-tags,
+deprecate) < ``admin`` (unpublish, owners, access and 2FA settings).
+
+- Anyone may read a public package; a restricted one only those listed below.
+- Maintainers are admins; so are the owners and admins of the org that owns the package's scope,
+  and the user whose name is the scope (``@alice/x`` belongs to alice).
+- Members of a team granted the package get ``read`` (read-only) or ``write`` (read-write).
+- A read-only token caps the level at ``read``; a granular token limited to packages or scopes
+  caps it at ``read`` (public) or ``none`` (restricted) outside its list, and at its own
+  permission inside it.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ketch.accounts.services import Identity
+from ketch.orgs import services as orgs
+from ketch.registry.models import Maintainer, Package
+
+LEVELS = ("none", "read", "write", "admin")
+_RANK = {name: i for i, name in enumerate(LEVELS)}
+
+
+def at_least(level: str, wanted: str) -> bool:
+    return _RANK[level] >= _RANK[wanted]
+
+
+async def level(session: AsyncSession, package: Package, ident: Identity | None) -> str:
+    public = package.access != "restricted"
+    if ident is None:
+        return "read" if public else "none"
+    best = await _user_level(session, package, ident)
+    if public and best == "none":
+        best = "read"
+    return _cap_for_token(package, ident, best, public)
+
+
+async def _user_level(session: AsyncSession, package: Package, ident: Identity) -> str:
+    maintainer = await session.execute(select(Maintainer.user_id).where(
+        Maintainer.package_id == package.id, Maintainer.user_id == ident.user_id))
+    if maintainer.first() is not None:
+        return "admin"
+    if package.scope:
+        if package.scope == ident.name:
+            return "admin"
+        org = await orgs.get_org(session, package.scope)
+        if org is not None:
+            role = await orgs.role_of(session, org.id, ident.user_id)
+            if role in ("owner", "admin"):
+                return "admin"
+            if role is not None:
+                grant = await orgs.package_grant(session, package.id, ident.user_id)
+                if grant == "read-write":
+                    return "write"
+                if grant == "read-only":
+                    return "read"
+    return "none"
+
+
+def _cap_for_token(package: Package, ident: Identity, best: str, public: bool) -> str:
+    if ident.token_limits is not None:
+        packages, scopes, permission = ident.token_limits
+        covered = package.name in packages or (package.scope is not None and package.scope in scopes)
+        if not covered:
+            return "read" if public else "none"
+        if permission == "read-only" and at_least(best, "read"):
+            best = "read"
+        elif permission == "no-access":
+            return "read" if public else "none"
+    if ident.readonly and at_least(best, "read"):
+        best = "read"
+    return best
+
+
+def scope_owner_problem(scope: str | None, ident: Identity, org_role: str | None, org_exists: bool) -> str | None:
+    """Why ``ident`` may not create a new package in ``scope`` (None when it may)."""
+    if scope is None or scope == ident.name:
+        return None
+    if not org_exists:
+        return (f"The scope @{scope} does not exist. Publish under your own scope (@{ident.name}) "
+                f"or create an organisation named {scope} first.")
+    if org_role is None:
+        return f"You are not a member of the @{scope} organisation."
+    return None
