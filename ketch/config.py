@@ -64,6 +64,16 @@ class Settings(BaseSettings):
     max_json_body: int = Field(default=64 * 1024, description="Largest body for non-publish JSON requests.")
     web_login_ttl: int = Field(default=600, description="Seconds a pending `npm login` web session lives.")
     packument_cache_mb: int = Field(default=256, description="Per-process memory for cached packuments.")
+    smtp_host: str | None = Field(default=None, description="SMTP server for account emails; unset = log them.")
+    smtp_port: int = 25
+    smtp_user: str | None = None
+    smtp_password: str | None = None
+    smtp_starttls: bool = False
+    smtp_ssl: bool = False
+    mail_from: str = Field(default="Ketch registry <noreply@localhost>", description="From: of account emails.")
+    login_rate_limit: int = Field(default=10, description="Failed logins per account, and per IP, per 5 minutes.")
+    signup_rate_limit: int = Field(default=20, description="Sign-ups per IP per hour.")
+    otp_rate_limit: int = Field(default=5, description="Wrong one-time passwords per account per 5 minutes.")
     access_log: bool = Field(default=True, description="Write one JSON line per request to standard output.")
     log_level: str = "info"
 
