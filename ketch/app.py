@@ -20,6 +20,7 @@ from ketch.context import Context
 from ketch.db import Database
 from ketch.http.errors import exception_handlers
 from ketch.ops import api as ops_api
+from ketch.orgs import api as orgs_api
 from ketch.ops.metrics import DB_POOL
 from ketch.ops.observe import Observability
 from ketch.registry import api as registry_api
@@ -52,6 +53,7 @@ def create_app(settings: Settings | None = None) -> Observability:
         *ops_api.routes,
         *accounts_api.routes,
         *accounts_views.routes,
+        *orgs_api.routes,
         *registry_api.routes,
         registry_api.package_route,  # last: every other path is a package name
     ]

@@ -156,6 +156,47 @@ def migrate_storage(
     _report(problems, "migration")
 
 
+org_app = typer.Typer(help="Organisations.", no_args_is_help=True)
+app.add_typer(org_app, name="org")
+
+
+@org_app.command("create")
+def org_create(
+    name: Annotated[str, typer.Argument(help="Organisation name; it owns the @NAME scope.")],
+    owner: Annotated[str, typer.Option("--owner", help="Existing user who becomes its first owner.")],
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None,
+) -> None:
+    """Create an organisation (operators' equivalent of the website form)."""
+    import asyncio
+
+    from ketch.accounts.services import get_user
+    from ketch.db import Database
+    from ketch.orgs.services import create_org
+
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url)
+    prepare(settings)
+
+    async def run() -> None:
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.write() as session:
+                user = await get_user(session, owner)
+                if user is None or user.deleted is not None:
+                    raise SystemExit(f"no such user: {owner}")
+                await create_org(session, name, user)
+        finally:
+            await db.dispose()
+
+    from ketch.http.errors import ApiError
+
+    try:
+        asyncio.run(run())
+    except ApiError as e:
+        console.print(f"[red]{e.error}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"[green]organisation @{name} created, owned by {owner}[/green]")
+
+
 def _report(problems: list[str], what: str) -> None:
     if problems:
         for problem in problems:

@@ -18,7 +18,8 @@ from ketch.accounts.services import Identity
 from ketch.db import touch
 from ketch.db.base import utcnow
 from ketch.http.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
-from ketch.registry import names, packument
+from ketch.orgs import services as orgs
+from ketch.registry import access, names, packument
 from ketch.registry.models import DistTag, Maintainer, Package, Packument, Star, Version
 from ketch.registry.publish import BadPublish, PublishCommand, check_tag, readme_of, stored_manifest
 from ketch.registry.versions import InvalidVersion, max_version, parse_version, version_key
@@ -47,9 +48,9 @@ async def is_maintainer(session: AsyncSession, package_id: int, user_id: int) ->
 
 
 async def can_read(session: AsyncSession, package: Package, ident: Identity | None) -> bool:
-    if package.access != "restricted":
+    if package.access != "restricted" and (ident is None or ident.token_limits is None):
         return True
-    return ident is not None and await is_maintainer(session, package.id, ident.user_id)
+    return access.at_least(await access.level(session, package, ident), "read")
 
 
 async def readable_package(session: AsyncSession, name: str, ident: Identity | None) -> Package:
@@ -114,16 +115,40 @@ def _advance(package: Package) -> None:
     package.rev = (package.rev or 0) + 1
 
 
+async def _check_new_package_scope(session: AsyncSession, scope: str | None, ident: Identity, name: str):
+    """May ``ident`` create a package in ``scope``? Returns the owning org, if any."""
+    if ident.token_limits is not None:
+        packages, scopes, permission = ident.token_limits
+        if permission != "read-write" or (name not in packages and scope not in scopes):
+            raise Forbidden(f'This token may not publish "{name}".')
+    if scope is None:
+        return None
+    org = await orgs.get_org(session, scope)
+    role = await orgs.role_of(session, org.id, ident.user_id) if org else None
+    problem = access.scope_owner_problem(scope, ident, role, org is not None)
+    if problem:
+        raise Forbidden(problem)
+    return org
+
+
 async def _lock_package(db, session: AsyncSession, name: str) -> Package | None:
     await db.lock(session, "pkg:" + name)
     return await get_package(session, name)
 
 
-async def _require_maintainer(session: AsyncSession, package: Package, ident: Identity) -> None:
-    if not await is_maintainer(session, package.id, ident.user_id):
-        if not await can_read(session, package, ident):
-            raise NotFound()
-        raise forbidden_publish(package.name)
+async def _require(session: AsyncSession, package: Package, ident: Identity, wanted: str) -> None:
+    """Raise unless ``ident`` has at least ``wanted`` on ``package``: 404 when it may not even
+    read it (existence must not leak), 403 otherwise."""
+    got = await access.level(session, package, ident)
+    if access.at_least(got, wanted):
+        return
+    if got == "none":
+        raise NotFound()
+    if ident.readonly:
+        raise Forbidden("This token is read-only and cannot be used to make changes.")
+    if wanted == "admin" and got == "write":
+        raise Forbidden(f'Only owners and admins of "{package.name}" can do that.')
+    raise forbidden_publish(package.name)
 
 
 def _check_rev(package: Package, rev: str | None) -> None:
@@ -142,14 +167,18 @@ async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identit
     now = utcnow()
     created = package is None
     if created:
+        org = await _check_new_package_scope(session, scope, ident, cmd.name)
         package = Package(name=cmd.name, scope=scope, access=cmd.access or "public", created=now, modified=now, rev=0)
         session.add(package)
         await session.flush()
         session.add(Maintainer(package_id=package.id, user_id=ident.user_id))
+        if org is not None:
+            await orgs.grant_new_package(session, org, package.id)
         await session.flush()
     else:
-        await _require_maintainer(session, package, ident)
-        if cmd.access:
+        await _require(session, package, ident, "write")
+        if cmd.access and cmd.access != package.access:
+            await _require(session, package, ident, "admin")
             package.access = cmd.access
     key = version_key(cmd.version)
     taken = await session.execute(
@@ -230,9 +259,10 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
                 if (message or None) != live[number].deprecated:
                     deprecations[number] = message or None
         removed = [v for v in live if v not in versions] if rev is not None else []
-        if deprecations or removed:
-            await _require_maintainer(session, package, ident)
-            _require_write_token(ident)
+        if deprecations:
+            await _require(session, package, ident, "write")
+        if removed:
+            await _require(session, package, ident, "admin")
         for number, message in deprecations.items():
             live[number].deprecated = message
             changed = True
@@ -252,11 +282,6 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
         return None
     _advance(package)
     return await rebuild(session, package)
-
-
-def _require_write_token(ident: Identity) -> None:
-    if ident.readonly:
-        raise Forbidden("This token is read-only and cannot be used to make changes.")
 
 
 async def _unpublish_versions(session: AsyncSession, package: Package, removed: list[Version], tags: object) -> None:
@@ -290,8 +315,7 @@ async def _set_maintainers(session: AsyncSession, package: Package, owners: obje
     current = {m["name"] for m in await maintainers(session, package.id)}
     if wanted == current:
         return False
-    await _require_maintainer(session, package, ident)
-    _require_write_token(ident)
+    await _require(session, package, ident, "admin")
     if not wanted:
         raise BadRequest("A package must keep at least one maintainer.")
     found = dict((await session.execute(select(User.name, User.id).where(User.name.in_(wanted)))).all())
@@ -322,8 +346,7 @@ async def unpublish_package(db, session: AsyncSession, name: str, ident: Identit
     package = await _lock_package(db, session, name)
     if package is None or package.unpublished is not None or not await can_read(session, package, ident):
         raise NotFound()
-    await _require_maintainer(session, package, ident)
-    _require_write_token(ident)
+    await _require(session, package, ident, "admin")
     _check_rev(package, rev)
     now = utcnow()
     for version in await live_versions(session, package.id):
@@ -346,7 +369,7 @@ async def add_dist_tag(db, session: AsyncSession, name: str, tag: str, version: 
     package = await _lock_package(db, session, name)
     if package is None or package.unpublished is not None or not await can_read(session, package, ident):
         raise NotFound()
-    await _require_maintainer(session, package, ident)
+    await _require(session, package, ident, "write")
     try:
         parse_version(version)
     except InvalidVersion as e:
@@ -365,7 +388,7 @@ async def remove_dist_tag(db, session: AsyncSession, name: str, tag: str, ident:
     package = await _lock_package(db, session, name)
     if package is None or package.unpublished is not None or not await can_read(session, package, ident):
         raise NotFound()
-    await _require_maintainer(session, package, ident)
+    await _require(session, package, ident, "write")
     if tag == "latest":
         raise BadRequest('The "latest" tag cannot be removed; point it at another version instead.')
     row = await session.get(DistTag, (package.id, tag))
@@ -404,3 +427,93 @@ async def tarball_blob(session: AsyncSession, name: str, filename: str,
         return None
     return version.blob_key, package.access == "restricted"
 
+
+
+# -- access (npm access …) ---------------------------------------------------------------------
+
+async def _live_readable(session: AsyncSession, name: str, ident: Identity | None) -> Package:
+    package = await get_package(session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    return package
+
+
+async def visibility(session: AsyncSession, name: str, ident: Identity | None) -> dict:
+    package = await _live_readable(session, name, ident)
+    return {"public": package.access != "restricted"}
+
+
+async def collaborators(session: AsyncSession, name: str, ident: Identity | None) -> dict[str, str]:
+    """user → "write"/"read": maintainers, the org's owners and admins, and members of granted teams."""
+    package = await _live_readable(session, name, ident)
+    result = {m["name"]: "write" for m in await maintainers(session, package.id)}
+    for user, permission in (await orgs.package_team_users(session, package.id)).items():
+        result.setdefault(user, "write" if permission == "read-write" else "read")
+    if package.scope:
+        org = await orgs.get_org(session, package.scope)
+        if org is not None:
+            for user, role in (await orgs.members(session, org.id)).items():
+                if role in ("owner", "admin"):
+                    result[user] = "write"
+    return dict(sorted(result.items()))
+
+
+async def set_access(db, session: AsyncSession, name: str, body: dict, ident: Identity) -> None:
+    """`npm access set status=…` and `npm access set mfa=…`."""
+    package = await _lock_package(db, session, name)
+    if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+        raise NotFound()
+    await _require(session, package, ident, "admin")
+    changed = False
+    if "access" in body:
+        wanted = body["access"]
+        if wanted not in ("public", "restricted"):
+            raise BadRequest('access must be "public" or "restricted".')
+        if wanted == "restricted" and package.scope is None:
+            raise BadRequest("Unscoped packages cannot be private.")
+        changed |= package.access != wanted
+        package.access = wanted
+    for key in ("publish_requires_tfa", "automation_token_overrides_tfa"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise BadRequest(f"{key} must be true or false.")
+            changed |= getattr(package, key) != body[key]
+            setattr(package, key, body[key])
+    if not ({"access", "publish_requires_tfa", "automation_token_overrides_tfa"} & set(body)):
+        raise BadRequest("Nothing to change: send access, publish_requires_tfa or automation_token_overrides_tfa.")
+    if changed:
+        _advance(package)
+        await rebuild(session, package)
+
+
+async def scope_packages(session: AsyncSession, scope: str, ident: Identity | None) -> dict[str, str]:
+    rows = await session.execute(select(Package).where(Package.scope == scope, Package.unpublished.is_(None))
+                                 .order_by(Package.name))
+    result = {}
+    for package in rows.scalars():
+        got = await access.level(session, package, ident)
+        if access.at_least(got, "read"):
+            result[package.name] = "write" if access.at_least(got, "write") else "read"
+    return result
+
+
+async def user_packages(session: AsyncSession, username: str, ident: Identity | None) -> dict[str, str]:
+    """Packages ``username`` can write (maintainer, own scope, team grants) or read (read-only grants),
+    limited to those the caller may see."""
+    user = (await session.execute(select(User).where(User.name == username))).scalar_one_or_none()
+    if user is None:
+        raise NotFound()
+    target = Identity(user.id, user.name, user.email)
+    candidates = set((await session.execute(
+        select(Maintainer.package_id).where(Maintainer.user_id == user.id))).scalars())
+    candidates |= set(await orgs.user_grants(session, user.id))
+    candidates |= set((await session.execute(select(Package.id).where(Package.scope == user.name))).scalars())
+    result = {}
+    for package_id in candidates:
+        package = await session.get(Package, package_id)
+        if package is None or package.unpublished is not None or not await can_read(session, package, ident):
+            continue
+        got = await access.level(session, package, target)
+        if access.at_least(got, "read"):
+            result[package.name] = "write" if access.at_least(got, "write") else "read"
+    return dict(sorted(result.items()))
