@@ -11,20 +11,14 @@ Prints a table and writes it as JSON to benchmarks/out/.
 from __future__ import annotations
 
 import argparse
-import base64
-import hashlib
-import io
 import json
 import os
 import random
-import re
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from pathlib import Path
@@ -32,70 +26,15 @@ from pathlib import Path
 import httpx
 
 HERE = Path(__file__).parent
-LUA = """
-local paths = {}
-for line in io.lines(os.getenv("BENCH_PATHS")) do paths[#paths + 1] = line end
-local accept = os.getenv("BENCH_ACCEPT")
-local auth = os.getenv("BENCH_AUTH")
-local i = 0
-request = function()
-  i = i + 1
-  local headers = {}
-  if accept and accept ~= "" then headers["Accept"] = accept end
-  if auth and auth ~= "" then headers["Authorization"] = auth end
-  headers["Accept-Encoding"] = "gzip"
-  return wrk.format("GET", paths[(i % #paths) + 1], headers)
-end
-"""
+sys.path.insert(0, str(HERE))
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def make_tarball(name: str, version: str, deps: dict, filler: int) -> bytes:
-    pkg = {"name": name, "version": version, "main": "index.js", "description": f"benchmark package {name}",
-           "dependencies": deps, "license": "MIT", "keywords": ["bench", name.split("/")[-1]]}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:gz") as tar:
-        for path, data in (("package/package.json", json.dumps(pkg).encode()),
-                           ("package/index.js", b"module.exports = 1;\n" + os.urandom(filler).hex().encode()),
-                           ("package/README.md", f"# {name}\n\n".encode() + b"Some text. " * 200)):
-            info = tarfile.TarInfo(path)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue(), pkg
-
-
-def publish_body(name: str, version: str, deps: dict, filler: int = 2000) -> dict:
-    data, pkg = make_tarball(name, version, deps, filler)
-    integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    manifest = dict(pkg, _id=f"{name}@{version}", readme=f"# {name}",
-                    dist={"integrity": integrity, "shasum": hashlib.sha1(data).hexdigest(), "tarball": "x"})
-    return {"_id": name, "name": name, "dist-tags": {"latest": version}, "versions": {version: manifest},
-            "access": None, "_attachments": {f"{name}-{version}.tgz": {
-                "content_type": "application/octet-stream", "data": base64.b64encode(data).decode(),
-                "length": len(data)}}}
+from common import free_port, publish_body  # noqa: E402
+from common import wrk as _wrk  # noqa: E402
 
 
 def wrk(url: str, paths_file: Path, duration: int, connections: int, accept: str = "", auth: str = "") -> dict:
-    lua = paths_file.with_suffix(".lua")
-    lua.write_text(LUA)
-    env = dict(os.environ, BENCH_PATHS=str(paths_file), BENCH_ACCEPT=accept, BENCH_AUTH=auth)
-    out = subprocess.run(["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", "-s", str(lua), url],
-                         capture_output=True, text=True, env=env, check=True).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    lat = {p: _ms(v) for p, v in re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M)}
-    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    return {"rps": rps, "p50_ms": lat.get("50"), "p99_ms": lat.get("99"),
-            "non_2xx": int(non2xx.group(1)) if non2xx else 0}
-
-
-def _ms(text: str) -> float:
-    value, unit = re.match(r"([\d.]+)(\w+)", text).groups()
-    return float(value) * {"us": 0.001, "ms": 1, "s": 1000}[unit]
+    r = _wrk(url, paths_file, duration, connections, accept, auth)
+    return {k: r[k] for k in ("rps", "p50_ms", "p99_ms", "non_2xx")}
 
 
 def main() -> None:
