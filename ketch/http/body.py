@@ -31,6 +31,11 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+# An upper bound on object keys, checked by counting '":' before parsing (a memchr-speed scan):
+# refusing a million-key JSON bomb costs milliseconds instead of a full parse.
+MAX_JSON_KEYS = 100_000
+
+
 async def read_json(request: Request, limit: int, *, expect: type | tuple = dict):
     ctype = request.headers.get("content-type")
     if ctype and "json" not in ctype.lower():
@@ -38,6 +43,8 @@ async def read_json(request: Request, limit: int, *, expect: type | tuple = dict
     raw = await read_body(request, limit)
     if not raw.strip():
         raise BadRequest("Expected a JSON request body.")
+    if raw.count(b'":') > MAX_JSON_KEYS:
+        raise BadRequest(f"The JSON body has too many keys (limit {MAX_JSON_KEYS}).")
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError:

@@ -76,13 +76,13 @@ def _cap_for_token(package: Package, ident: Identity, best: str, public: bool) -
     return best
 
 
-def scope_owner_problem(scope: str | None, ident: Identity, org_role: str | None, org_exists: bool) -> str | None:
-    """Why ``ident`` may not create a new package in ``scope`` (None when it may)."""
+def scope_owner_problem(scope: str | None, ident: Identity, org_role: str | None, org_exists: bool,
+                        user_exists: bool) -> str | None:
+    """Why ``ident`` may not create a new package in ``scope``: None (it may), "unowned" (nobody
+    owns the scope yet) or "forbidden" (someone else does — answered exactly like a publish to an
+    existing package the caller may not write, so private package names never leak)."""
     if scope is None or scope == ident.name:
         return None
-    if not org_exists:
-        return (f"The scope @{scope} does not exist. Publish under your own scope (@{ident.name}) "
-                f"or create an organisation named {scope} first.")
-    if org_role is None:
-        return f"You are not a member of the @{scope} organisation."
-    return None
+    if org_exists:
+        return None if org_role is not None else "forbidden"
+    return "forbidden" if user_exists else "unowned"

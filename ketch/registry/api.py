@@ -22,8 +22,9 @@ from ketch.blobs import blob_key
 from ketch.context import base_url, ctx
 from ketch.http.body import read_json
 from ketch.http.errors import ApiError, BadRequest, NotFound, not_found
-from ketch.registry import services
-from ketch.registry.models import Packument
+from ketch.ops.metrics import PUBLISHES
+from ketch.registry import names, services
+from ketch.registry.models import Package, Packument
 from ketch.registry.packument import splice_base
 from ketch.registry.publish import BadPublish, check_contents, parse_publish
 
@@ -42,7 +43,13 @@ def _ok(extra: dict | None = None, status: int = 200) -> Response:
 def split_package_path(path: str) -> tuple[str, list[str]] | None:
     """'/@s/n/-/n-1.0.0.tgz' → ('@s/n', ['-', 'n-1.0.0.tgz']); None when it cannot be a package path."""
     parts = path.lstrip("/").split("/")
-    if not parts or not parts[0] or parts[0].startswith("-"):
+    if not parts or not parts[0]:
+        return None
+    if parts[0] == "-":
+        # /-/… is the endpoint namespace. The one package named "-" is addressed as /-, /-/-rev/<rev>
+        # and /-/-/--<version>.tgz; no endpoint path starts with /-/-. Names like "-x" are ordinary.
+        if len(parts) == 1 or parts[1] in ("-", "-rev"):
+            return "-", parts[1:]
         return None
     if parts[0].startswith("@"):
         if len(parts) < 2:
@@ -54,7 +61,7 @@ def split_package_path(path: str) -> tuple[str, list[str]] | None:
 async def package_endpoint(request: Request) -> Response:
     split = split_package_path(request.scope["path"])
     if split is None:
-        return not_found()
+        return _unroutable(request)
     name, rest = split
     method = request.method
     if not rest or rest == [""]:
@@ -70,12 +77,25 @@ async def package_endpoint(request: Request) -> Response:
     elif len(rest) == 2 and rest[0] == "-":
         if method in ("GET", "HEAD"):
             return await get_tarball(request, name, rest[1])
+    elif len(rest) == 1 and rest[0] and method in ("GET", "HEAD"):
+        return await get_version(request, name, rest[0])
     elif len(rest) == 4 and rest[0] == "-" and rest[2] == "-rev" and method == "DELETE":
         await require_writer(request, "unpublish packages")
         return _ok()
     else:
-        return not_found()
+        return _unroutable(request)
     raise ApiError(405, f"Method {method} is not allowed here.")
+
+
+def _unroutable(request: Request) -> Response:
+    """A path that addresses no package: a publish to it names an invalid package (400), else 404."""
+    path = request.scope["path"]
+    if request.method == "PUT" and not path.startswith("/-/"):
+        try:
+            names.validate_name(path.lstrip("/"))
+        except names.InvalidName as e:
+            raise BadRequest(str(e)) from None
+    return not_found()
 
 
 # -- reads ------------------------------------------------------------------------------------
@@ -121,7 +141,8 @@ async def get_packument(request: Request, name: str) -> Response:
         package_id, etag, modified, access, document = row
         if access == "restricted":
             ident = await identify(request)
-            if ident is None or not await services.is_maintainer(session, package_id, ident.user_id):
+            package = await session.get(Package, package_id)
+            if ident is None or package is None or not await services.can_read(session, package, ident):
                 return not_found()
     kind = "a" if abbreviated else "f"
     etag_header = f'W/"{etag}{kind}"'
@@ -144,6 +165,25 @@ async def get_packument(request: Request, name: str) -> Response:
         headers["content-length"] = str(len(body))
         return Response(status_code=200, headers=headers, media_type=media)
     return Response(body, headers=headers, media_type=media)
+
+
+async def get_version(request: Request, name: str, spec: str) -> Response:
+    """`GET /<name>/<version or dist-tag>`: one version's document (pnpm asks for /<name>/latest)."""
+    c = ctx(request)
+    ident = await identify(request)
+    async with c.db.read() as session:
+        package = await services.get_package(session, name)
+        if package is None or package.unpublished is not None or not await services.can_read(session, package, ident):
+            return not_found()
+        document = (await session.execute(select(Packument.full).where(Packument.package_id == package.id))).scalar()
+    if document is None:
+        return not_found()
+    doc = orjson.loads(splice_base(document, base_url(request)))
+    version = doc["dist-tags"].get(spec, spec)
+    manifest = doc["versions"].get(version)
+    if manifest is None:
+        return not_found()
+    return JSONResponse(manifest, headers={"cache-control": "no-cache"})
 
 
 async def get_tarball(request: Request, name: str, filename: str) -> Response:
@@ -192,11 +232,17 @@ async def _publish(request: Request, name: str, body: dict, ident) -> Response:
         del body  # the base64 text can be large; drop it before inspecting the tarball
         await asyncio.to_thread(check_contents, cmd)
     except BadPublish as e:
+        PUBLISHES.labels("refused").inc()
         raise BadRequest(str(e)) from None
     cmd.blob_key = blob_key(cmd.sha512_hex)
     await c.blobs.put(cmd.blob_key, cmd.data)
-    async with c.db.write() as session:
-        built = await services.publish(c.db, session, cmd, ident)
+    try:
+        async with c.db.write() as session:
+            built = await services.publish(c.db, session, cmd, ident)
+    except ApiError:
+        PUBLISHES.labels("refused").inc()
+        raise
+    PUBLISHES.labels("ok").inc()
     return _ok({"id": name, "rev": built.rev}, 201)
 
 
@@ -214,6 +260,9 @@ async def package_meta_endpoint(request: Request) -> Response:
     rest = request.path_params["rest"]
     if rest.endswith("/dist-tags"):
         return await dist_tags_get(request, rest[: -len("/dist-tags")])
+    name, _, what = rest.rpartition("/")
+    if what in ("collaborators", "visibility", "access") and name:
+        return await access_endpoint(request, name, what)
     if "/dist-tags/" in rest:
         name, tag = rest.rsplit("/dist-tags/", 1)
         if request.method == "PUT":
@@ -221,6 +270,27 @@ async def package_meta_endpoint(request: Request) -> Response:
         if request.method == "DELETE":
             return await dist_tag_delete(request, name, tag)
     return not_found()
+
+
+async def access_endpoint(request: Request, name: str, what: str) -> Response:
+    """`npm access get status`, `list collaborators`, `set status=…|mfa=…` (pnpm reads /access too)."""
+    c = ctx(request)
+    if request.method == "GET":
+        ident = await identify(request)
+        async with c.db.read() as session:
+            if what == "collaborators":
+                return JSONResponse(await services.collaborators(session, name, ident))
+            visible = await services.visibility(session, name, ident)
+            if what == "access":
+                return JSONResponse({"access": "public" if visible["public"] else "restricted"})
+            return JSONResponse(visible)
+    if request.method in ("POST", "PUT") and what == "access":
+        ident = await require_writer(request, "change package access")
+        body = await read_json(request, c.settings.max_json_body)
+        async with c.db.write() as session:
+            await services.set_access(c.db, session, name, body, ident)
+        return _ok()
+    raise ApiError(405, "Method not allowed.")
 
 
 async def dist_tags_get(request: Request, name: str) -> Response:
@@ -266,7 +336,7 @@ async def starred_by_user(request: Request) -> Response:
 
 
 routes = [
-    Route("/-/package/{rest:path}", package_meta_endpoint, methods=["GET", "PUT", "DELETE"]),
+    Route("/-/package/{rest:path}", package_meta_endpoint, methods=["GET", "PUT", "POST", "DELETE"]),
     Route("/-/_view/starredByUser", starred_by_user, methods=["GET"]),
 ]
 

@@ -60,6 +60,7 @@ def parse_publish(url_name: str, body: dict) -> PublishCommand:
         raise BadPublish(str(e)) from None
     if manifest.get("name") != name or manifest.get("version") != version:
         raise BadPublish("The name and version inside the manifest must match the package being published.")
+    _check_sizes(manifest)
 
     attachments = body.get("_attachments")
     if not isinstance(attachments, dict):
@@ -87,6 +88,22 @@ def parse_publish(url_name: str, body: dict) -> PublishCommand:
         raise BadPublish('access must be "public" or "restricted".')
     return PublishCommand(name=name, version=version, manifest=manifest, tags=list(tags), access=access, data=data,
                           sha512_hex=sha512.hexdigest(), integrity=integrity, shasum=sha1)
+
+
+MAX_DEPENDENCIES = 10_000
+_DEPENDENCY_FIELDS = ("dependencies", "devDependencies", "optionalDependencies", "peerDependencies",
+                      "peerDependenciesMeta", "bundleDependencies", "bundledDependencies", "scripts", "bin")
+
+
+def _check_sizes(manifest: dict) -> None:
+    """Refuse absurd dependency maps up front (cheap len() checks), before any deeper inspection."""
+    total = 0
+    for key in _DEPENDENCY_FIELDS:
+        value = manifest.get(key)
+        if isinstance(value, (dict, list)):
+            total += len(value)
+    if total > MAX_DEPENDENCIES:
+        raise BadPublish(f"Too many dependencies, scripts or bins ({total}); the limit is {MAX_DEPENDENCIES}.")
 
 
 def _decode_attachment(att: object) -> bytes:

@@ -120,14 +120,18 @@ async def _check_new_package_scope(session: AsyncSession, scope: str | None, ide
     if ident.token_limits is not None:
         packages, scopes, permission = ident.token_limits
         if permission != "read-write" or (name not in packages and scope not in scopes):
-            raise Forbidden(f'This token may not publish "{name}".')
+            raise forbidden_publish(name)
     if scope is None:
         return None
     org = await orgs.get_org(session, scope)
     role = await orgs.role_of(session, org.id, ident.user_id) if org else None
-    problem = access.scope_owner_problem(scope, ident, role, org is not None)
+    user_exists = org is None and (await session.execute(select(User.id).where(User.name == scope))).first() is not None
+    problem = access.scope_owner_problem(scope, ident, role, org is not None, user_exists)
+    if problem == "unowned":
+        raise Forbidden(f"The scope @{scope} does not exist. Publish under your own scope (@{ident.name}) "
+                        f"or ask an operator to create an organisation named {scope}.")
     if problem:
-        raise Forbidden(problem)
+        raise forbidden_publish(name)
     return org
 
 
@@ -176,7 +180,11 @@ async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identit
             await orgs.grant_new_package(session, org, package.id)
         await session.flush()
     else:
-        await _require(session, package, ident, "write")
+        got = await access.level(session, package, ident)
+        if not access.at_least(got, "write"):
+            if ident.readonly and got == "read":
+                raise Forbidden("This token is read-only and cannot be used to make changes.")
+            raise forbidden_publish(cmd.name)  # the same answer whether or not the caller may see it
         if cmd.access and cmd.access != package.access:
             await _require(session, package, ident, "admin")
             package.access = cmd.access
