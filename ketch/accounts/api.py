@@ -1,17 +1,20 @@
-"""npm wire protocol for accounts: couch login/adduser, web login, whoami, logout, tokens, profile."""
+"""npm wire protocol for accounts: couch login/adduser, web login, whoami, logout, tokens (profile routes:
+:mod:`ketch.accounts.profile_api`)."""
 
 from __future__ import annotations
+
+import dataclasses
 
 import orjson
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ketch.accounts import services
-from ketch.accounts.auth import require_user, require_writer
+from ketch.accounts import audit, login, profile_api, services, tfa
+from ketch.accounts.auth import identify, origin, require_otp, require_user, require_write_otp, require_writer
 from ketch.context import base_url, ctx
 from ketch.http.body import read_json
-from ketch.http.errors import BadRequest, Forbidden, NotFound, Unauthorized
+from ketch.http.errors import BadRequest, NotFound
 
 COUCH_PREFIX = "org.couchdb.user:"
 
@@ -37,7 +40,12 @@ async def whoami(request: Request) -> Response:
 
 
 async def couch_put_user(request: Request) -> Response:
-    """`npm adduser` / `npm login --auth-type=legacy` (and yarn's implicit login)."""
+    """`npm adduser` / `npm login --auth-type=legacy` (and yarn's implicit login).
+
+    An unknown name with an email signs up; anything else is a login, which for a two-factor
+    account also needs ``npm-otp`` (401 + ``www-authenticate: OTP`` until it comes). Unknown user
+    and wrong password get the same answer; failures are throttled (429 + Retry-After).
+    """
     name = _couch_name(request)
     body = await read_json(request, ctx(request).settings.max_json_body)
     body_name = body.get("name")
@@ -46,21 +54,19 @@ async def couch_put_user(request: Request) -> Response:
     password = body.get("password")
     if not isinstance(password, str) or not password:
         raise BadRequest("A password is required.")
-    settings = ctx(request).settings
-    async with ctx(request).db.write() as session:
-        user = await services.get_user(session, name)
-        if user is None and body.get("email") is not None:
-            if not settings.allow_signup:
-                raise Forbidden("Sign-up is disabled on this registry; ask an administrator for an account.")
-            user = await services.create_user(session, name, password, body.get("email"))
-            status = 201
-        else:
-            user = await services.authenticate(session, name, password)
-            if user is None:
-                raise Unauthorized("Incorrect username or password.", scheme="Basic")
-            status = 201
-        _, raw = await services.issue_token(session, user, kind="session", name="login")
-    return _ok({"ok": True, "id": COUCH_PREFIX + name, "rev": "1-" + raw[-8:].lower(), "token": raw}, status)
+    c = ctx(request)
+    where = origin(request)
+    async with c.db.read() as session:
+        existing = await services.get_user(session, name)
+    if existing is None and body.get("email") is not None:
+        user, raw = await login.create_account(request, name, password, body.get("email"), token=True)
+    else:
+        user = await login.check_password(request, name, password)
+        await login.second_step(request, user)
+        async with c.db.write() as session:
+            _, raw = await services.issue_token(session, user, kind="session", name="login", ip=where.ip)
+            await audit.record(session, "login", actor=user, origin=where, details={"via": "couch"})
+    return _ok({"ok": True, "id": COUCH_PREFIX + name, "rev": "1-" + raw[-8:].lower(), "token": raw}, 201)
 
 
 async def couch_get_user(request: Request) -> Response:
@@ -75,8 +81,11 @@ async def couch_get_user(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     token = request.path_params["token"]
+    ident = await identify(request)  # the token being revoked, normally
     async with ctx(request).db.write() as session:
-        await services.revoke_token_value(session, token)
+        revoked = await services.revoke_token_value(session, token)
+        if revoked and ident is not None:
+            await audit.record(session, "logout", actor=ident, origin=origin(request))
     _forget_cached(request)
     return _ok({"ok": True})
 
@@ -105,7 +114,7 @@ async def web_login_start(request: Request) -> Response:
 
 async def web_login_done(request: Request) -> Response:
     async with ctx(request).db.write() as session:
-        token = await services.poll_web_login(session, request.path_params["secret"])
+        token = await services.poll_web_login(session, request.path_params["secret"], origin(request).ip)
     if token is None:
         return JSONResponse({}, status_code=202, headers={"retry-after": "1"})
     return _ok({"token": token})
@@ -129,7 +138,7 @@ def _readonly_requested(body: dict) -> bool:
 
 
 async def tokens_create(request: Request) -> Response:
-    ident = await require_writer(request, "create tokens")
+    ident = await require_writer(request, "create tokens", otp_exempt=True)
     body = await read_json(request, ctx(request).settings.max_json_body)
     for key in ("packages", "scopes", "orgs"):
         if body.get(key):
@@ -137,36 +146,32 @@ async def tokens_create(request: Request) -> Response:
                              "create a token for your whole account instead.")
     if body.get("packages_and_scopes_permission") == "no-access":
         raise BadRequest("A token without access to packages would be useless.")
-    password = body.get("password")
+    user = await login.check_password(request, ident.name, body.get("password"), error=login.BAD_PASSWORD)
+    mode = tfa.active_mode(user)
+    if mode:  # npm: token creation needs a one-time password in either 2FA mode
+        await require_otp(request, dataclasses.replace(ident, tfa_mode=mode), "create tokens",
+                          allow_automation=False)
+    kind = "automation" if body.get("bypass_2fa") is True else "publish"
+    where = origin(request)
     async with ctx(request).db.write() as session:
-        user = await services.authenticate(session, ident.name, password if isinstance(password, str) else "")
-        if user is None:
-            raise Unauthorized("Incorrect password.", scheme="Basic")
-        kind = "automation" if body.get("bypass_2fa") else "publish"
         token, raw = await services.issue_token(
             session, user, kind=kind, readonly=_readonly_requested(body), cidr_whitelist=body.get("cidr_whitelist"),
-            name=body.get("name"), expires_days=body.get("expires"),
+            name=body.get("name"), expires_days=body.get("expires"), ip=where.ip,
         )
+        await audit.record(session, "token:created", actor=ident, origin=where,
+                           details={"token": token.id, "kind": kind, "readonly": token.readonly,
+                                    "name": token.name})
     return _ok(services.token_json(token, raw), 201)
 
 
 async def tokens_delete(request: Request) -> Response:
     ident = await require_user(request, "revoke tokens")
+    await require_write_otp(request, ident)
     async with ctx(request).db.write() as session:
-        await services.revoke_token(session, ident.user_id, request.path_params["key"])
+        token_id = await services.revoke_token(session, ident.user_id, request.path_params["key"])
+        await audit.record(session, "token:revoked", actor=ident, origin=origin(request), details={"token": token_id})
     _forget_cached(request)
     return Response(status_code=204)
-
-
-async def profile_get(request: Request) -> Response:
-    ident = await require_user(request, "see your profile")
-    async with ctx(request).db.read() as session:
-        user = await services.get_user(session, ident.name)
-    if user is None:
-        raise NotFound()
-    return _ok({"name": user.name, "email": user.email, "email_verified": False, "created": services._iso(user.created),
-                "updated": services._iso(user.updated), "tfa": False, "cidr_whitelist": None,
-                "fullname": "", "homepage": "", "freenode": "", "twitter": "", "github": ""})
 
 
 routes = [
@@ -181,5 +186,5 @@ routes = [
     Route("/-/npm/v1/tokens", tokens_list, methods=["GET"]),
     Route("/-/npm/v1/tokens", tokens_create, methods=["POST"]),
     Route("/-/npm/v1/tokens/token/{key:path}", tokens_delete, methods=["DELETE"]),
-    Route("/-/npm/v1/user", profile_get, methods=["GET"]),
+    *profile_api.routes,
 ]

@@ -1,29 +1,46 @@
-"""Who is calling: resolves the Authorization header into an :class:`Identity`.
+"""Who is calling: resolves the Authorization header into an :class:`Identity`, and the OTP rules.
 
 Tokens are high-entropy, so they are looked up by digest (no slow hash per request) and the
 decision is cached for one second per process — revocation reaches every node within that second.
-Basic credentials cost an argon2 verification, cached for a few seconds under a digest of the pair.
+Basic credentials cost an argon2 verification, cached for a few seconds under a digest of the pair;
+for an account with two-factor authentication they also need a valid ``npm-otp`` on each request.
+
+A token's last use (time and IP) is written at most once a minute per token, or sooner when it
+shows up from a new IP address, which is also an audit event (``token:used-from-new-ip``).
+
+Two-factor rules (npm's documented modes): ``auth-only`` asks for a code at login, token creation,
+password, profile and 2FA changes (the account routes call :func:`require_otp` for those);
+``auth-and-writes`` also for every write, which :func:`require_writer` enforces through
+:func:`require_write_otp`. Automation tokens (``npm token create --bypass-2fa``) skip the write rule.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
+import logging
 import time
+from datetime import timedelta
 
 from starlette.requests import Request
 
-from ketch.accounts import services
+from ketch.accounts import audit, second_factor, services
 from ketch.accounts.audit import Origin
 from ketch.accounts.services import Identity
 from ketch.accounts.tokens import short_digest
 from ketch.context import ctx
+from ketch.db.base import utcnow
 from ketch.http.errors import ApiError, Forbidden, Unauthorized
 
+log = logging.getLogger("ketch.auth")
 TOKEN_TTL = 1.0
 BASIC_TTL = 5.0
+TOUCH_INTERVAL = 60.0  # seconds between writes of a token's last use
 _MAX_CACHE = 10_000
 _ANON = object()
+OTP_OK = "ketch.otp_ok"
+_background: set[asyncio.Task] = set()
 
 
 class _Invalid:
@@ -60,11 +77,40 @@ async def require_user(request: Request, action: str = "do that") -> Identity:
     return got
 
 
-async def require_writer(request: Request, action: str = "do that") -> Identity:
+async def require_writer(request: Request, action: str = "do that", otp_exempt: bool = False) -> Identity:
+    """A caller who may change things: not a read-only token and, for ``auth-and-writes`` accounts,
+    with a valid one-time password (unless ``otp_exempt``: star/unstar, non-latest dist-tags)."""
     ident = await require_user(request, action)
     if ident.readonly:
         raise Forbidden("This token is read-only and cannot be used to make changes.")
+    if not otp_exempt:
+        await require_write_otp(request, ident)
     return ident
+
+
+async def require_otp(request: Request, ident: Identity, reason: str, *, allow_automation: bool = True) -> None:
+    """Raise npm's OTP challenge (401 + ``www-authenticate: OTP``) unless the request carries a
+    valid ``npm-otp`` for this user. Automation tokens pass when ``allow_automation`` (a package
+    with ``mfa=publish`` passes False: only ``mfa=automation`` lets them through). A user without
+    two-factor authentication cannot produce a code: 403 telling them to turn it on.
+    A code is checked (and spent) once per request, however many callers ask."""
+    if request.scope.get(OTP_OK) == ident.user_id:
+        return
+    if allow_automation and ident.kind == "automation":
+        return
+    if not ident.tfa_mode:
+        raise Forbidden(f"Two-factor authentication is required to {reason}. "
+                        "Turn it on with `npm profile enable-2fa auth-and-writes`.")
+    credential = str(ident.token_id) if ident.token_id is not None else "basic"
+    await second_factor.check(ctx(request), ident.user_id, request.headers.get("npm-otp"), credential,
+                              origin(request))
+    request.scope[OTP_OK] = ident.user_id
+
+
+async def require_write_otp(request: Request, ident: Identity) -> None:
+    """The ``auth-and-writes`` rule: writes need a one-time password (automation tokens excepted)."""
+    if ident.tfa_mode == "auth-and-writes" and ident.kind != "automation":
+        await require_otp(request, ident, "make changes")
 
 
 async def require_org_writer(request: Request, org: str) -> Identity:
@@ -120,15 +166,47 @@ async def _bearer(request: Request, raw: str):
     if entry is None:
         async with ctx(request).db.read() as session:
             found = await services.identity_for_token(session, raw)
-        entry = (found[0], found[1].cidr_whitelist) if found else False
+        entry = (found[0], found[1].cidr_whitelist, found[1].last_ip, found[1].last_used) if found else False
         _store(cache, key, entry, TOKEN_TTL)
     if entry is False:
         return invalid
-    ident, cidrs = entry
+    ident, cidrs, last_ip, last_used = entry
     if not services.ip_allowed(cidrs, client_ip(request)):
         return _Invalid(ApiError(401, "This token may not be used from your IP address.",
                                  headers={"www-authenticate": "ipaddress"}))
+    await _note_use(request, ident, last_ip, last_used)
     return ident
+
+
+async def _note_use(request: Request, ident: Identity, last_ip: str | None, last_used) -> None:
+    """Keep Token.last_used/last_ip current to the minute; audit a use from a new IP. The write
+    runs in the background: a request never waits for this bookkeeping."""
+    ip = client_ip(request)
+    uses = ctx(request).caches.setdefault("token-uses", {})
+    now = time.monotonic()
+    seen = uses.get(ident.token_id)
+    if seen is not None and seen[1] == ip and now - seen[0] < TOUCH_INTERVAL:
+        return
+    if len(uses) >= _MAX_CACHE:
+        uses.clear()
+    uses[ident.token_id] = (now, ip)
+    if last_ip == ip and last_used is not None and (utcnow() - last_used).total_seconds() < TOUCH_INTERVAL:
+        return
+    task = asyncio.get_running_loop().create_task(_touch(ctx(request), ident, origin(request), last_ip))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+
+
+async def _touch(c, ident: Identity, where: Origin, last_ip: str | None) -> None:
+    try:
+        async with c.db.write() as session:
+            changed = await services.touch_token(session, ident.token_id, where.ip,
+                                                 timedelta(seconds=TOUCH_INTERVAL))
+            if changed and last_ip and where.ip and last_ip != where.ip:
+                await audit.record(session, "token:used-from-new-ip", actor=ident, origin=where,
+                                   details={"token": ident.token_id, "previous_ip": last_ip})
+    except Exception as e:  # noqa: BLE001 - bookkeeping must never surface as an error
+        log.warning("could not record the use of token %s: %s", ident.token_id, type(e).__name__)
 
 
 async def _basic(request: Request, cred: str):
@@ -147,6 +225,15 @@ async def _basic(request: Request, cred: str):
     if entry is None:
         async with ctx(request).db.read() as session:
             user = await services.authenticate(session, name, password)
-        entry = Identity(user.id, user.name, user.email) if user else False
+        entry = services.password_identity(user) if user else False
         _store(cache, key, entry, BASIC_TTL)
-    return entry if entry else invalid
+    if not entry:
+        return invalid
+    if entry.tfa_mode:  # a password alone is not enough for a two-factor account
+        try:
+            await second_factor.check(ctx(request), entry.user_id, request.headers.get("npm-otp"), "basic",
+                                      origin(request))
+        except ApiError as e:
+            return _Invalid(e)
+        request.scope[OTP_OK] = entry.user_id
+    return entry

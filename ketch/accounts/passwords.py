@@ -9,15 +9,24 @@ from argon2.exceptions import InvalidHashError, VerificationError
 
 _hasher = PasswordHasher()
 # Verified against when the user does not exist, so unknown users cost the same time as wrong passwords.
-_DUMMY = _hasher.hash("ketch-dummy-password")
+# Made on first use: an argon2 hash at import time costs every process start (server workers, fsck, …)
+# about a second of CPU.
+_DUMMY: str | None = None
 
 MIN_LENGTH = 8
 MAX_LENGTH = 1024
 
 
-def _verify(hashed: str, password: str) -> bool:
+def _dummy() -> str:
+    global _DUMMY
+    if _DUMMY is None:
+        _DUMMY = _hasher.hash("ketch-dummy-password")
+    return _DUMMY
+
+
+def _verify(hashed: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(hashed, password)
+        return _hasher.verify(hashed or _dummy(), password)
     except (VerificationError, InvalidHashError):
         return False
 
@@ -27,7 +36,7 @@ async def hash_password(password: str) -> str:
 
 
 async def verify_password(hashed: str | None, password: str) -> bool:
-    ok = await asyncio.to_thread(_verify, hashed or _DUMMY, password)
+    ok = await asyncio.to_thread(_verify, hashed, password)
     return ok and hashed is not None
 
 

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import delete, select
+from sqlalchemy import delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ketch.accounts import passwords, tokens
+from ketch.accounts import passwords, tfa, tokens
 from ketch.accounts.models import Token, User, WebLogin
 from ketch.db.base import utcnow
 from ketch.http.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
@@ -41,6 +41,8 @@ class Identity:
     token_limits: tuple[frozenset, frozenset, str] | None = None
     # Granular tokens: (org names, "read-only"|"read-write"|"no-access") or None for all orgs.
     org_limits: tuple[frozenset, str] | None = None
+    # The user's two-factor mode once set up ("auth-only" | "auth-and-writes"), else None.
+    tfa_mode: str | None = None
 
 
 def username_problem(name: object) -> str | None:
@@ -102,7 +104,7 @@ def _parse_cidrs(value: object) -> list[str] | None:
 
 async def issue_token(
     session: AsyncSession, user: User | Identity, *, kind: str = "session", readonly: bool = False,
-    cidr_whitelist: object = None, name: str | None = None, expires_days: object = None,
+    cidr_whitelist: object = None, name: str | None = None, expires_days: object = None, ip: str | None = None,
 ) -> tuple[Token, str]:
     user_id = user.user_id if isinstance(user, Identity) else user.id
     count = len((await session.execute(select(Token.id).where(Token.user_id == user_id))).all())
@@ -121,6 +123,7 @@ async def issue_token(
     token = Token(
         user_id=user_id, digest=tokens.digest(raw), prefix=raw[:10], name=name, kind=kind, readonly=readonly,
         cidr_whitelist=orjson.dumps(cidrs).decode() if cidrs else None, created=now, updated=now, expires=expires,
+        last_ip=(ip or None) and ip[:64],
     )
     session.add(token)
     await session.flush()
@@ -139,8 +142,38 @@ async def identity_for_token(session: AsyncSession, raw: str) -> tuple[Identity,
     if (token.expires is not None and token.expires <= utcnow()) or user.deleted is not None:
         return None
     ident = Identity(user.id, user.name, user.email, token.id, token.readonly, token.kind,
-                     token_limits=_limits(token), org_limits=_org_limits(token))
+                     token_limits=_limits(token), org_limits=_org_limits(token), tfa_mode=tfa.active_mode(user))
     return ident, token
+
+
+def password_identity(user: User) -> Identity:
+    """The identity of a caller who proved the password (Basic credentials)."""
+    return Identity(user.id, user.name, user.email, tfa_mode=tfa.active_mode(user))
+
+
+async def touch_token(session: AsyncSession, token_id: int, ip: str | None, min_age: timedelta) -> bool:
+    """Record the token's use (time, IP) unless already recorded within ``min_age`` from that IP."""
+    now = utcnow()
+    ip = (ip or "")[:64] or None
+    result = await session.execute(
+        update(Token).where(Token.id == token_id)
+        .where(or_(Token.last_used.is_(None), Token.last_used < now - min_age, Token.last_ip.is_(None),
+                   Token.last_ip != ip))
+        .values(last_used=now, last_ip=ip))
+    return result.rowcount == 1
+
+
+async def revoke_sessions(session: AsyncSession, user_id: int, keep: int | None = None) -> None:
+    """End the user's login sessions (tokens from `npm login`), except token ``keep``. Tokens made
+    with `npm token create` are deliberate credentials and stay."""
+    stmt = delete(Token).where(Token.user_id == user_id, Token.kind == "session")
+    if keep is not None:
+        stmt = stmt.where(Token.id != keep)
+    await session.execute(stmt)
+
+
+async def revoke_all_tokens(session: AsyncSession, user_id: int) -> None:
+    await session.execute(delete(Token).where(Token.user_id == user_id))
 
 
 def _limits(token: Token) -> tuple[frozenset, frozenset, str] | None:
@@ -174,12 +207,15 @@ async def list_tokens(session: AsyncSession, user_id: int) -> list[Token]:
     return list(result.scalars())
 
 
-async def revoke_token(session: AsyncSession, user_id: int, key_or_token: str) -> None:
-    """Revoke by npm's "key" (the digest) or by the token itself."""
+async def revoke_token(session: AsyncSession, user_id: int, key_or_token: str) -> int:
+    """Revoke by npm's "key" (the digest) or by the token itself; the revoked token's id."""
     key = tokens.digest(key_or_token) if key_or_token.startswith(tokens.PREFIX) else key_or_token.lower()
-    result = await session.execute(delete(Token).where(Token.user_id == user_id, Token.digest == key))
-    if result.rowcount == 0:
+    token_id = (await session.execute(
+        select(Token.id).where(Token.user_id == user_id, Token.digest == key))).scalar_one_or_none()
+    if token_id is None:
         raise NotFound("Token not found")
+    await session.execute(delete(Token).where(Token.id == token_id))
+    return token_id
 
 
 async def revoke_token_value(session: AsyncSession, raw: str) -> bool:
@@ -189,7 +225,7 @@ async def revoke_token_value(session: AsyncSession, raw: str) -> bool:
 
 def token_json(token: Token, raw: str | None = None) -> dict:
     return {
-        "token": raw if raw else token.prefix + "…",
+        "token": raw if raw else token.prefix,  # npm adds the ellipsis, and matches revoke arguments on it
         "key": token.digest,
         "name": token.name,
         "readonly": token.readonly,
@@ -231,7 +267,7 @@ async def approve_web_login(session: AsyncSession, login: WebLogin, user: User) 
     login.user_id = user.id
 
 
-async def poll_web_login(session: AsyncSession, done_secret: str) -> str | None:
+async def poll_web_login(session: AsyncSession, done_secret: str, ip: str | None = None) -> str | None:
     """The new token once the browser approved, None while pending; 404 when unknown or expired.
 
     The token is minted here, at the first poll after approval, and the request is deleted, so the
@@ -246,5 +282,5 @@ async def poll_web_login(session: AsyncSession, done_secret: str) -> str | None:
         return None
     user = await session.get(User, login.user_id)
     await session.delete(login)
-    _, raw = await issue_token(session, user, kind="session", name="web login")
+    _, raw = await issue_token(session, user, kind="session", name="web login", ip=ip)
     return raw

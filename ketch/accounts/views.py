@@ -1,69 +1,100 @@
-"""Pages of the accounts domain: the approval page of `npm login --auth-type=web`."""
+"""Pages of the accounts domain: the approval page of `npm login --auth-type=web` (with a second
+step asking for the one-time password of a two-factor account), plus the emailed-link pages of
+:mod:`ketch.accounts.email_views`.
+
+The second step never puts the password back into the page: after the password is accepted, the
+form carries a single-use, 10-minute secret bound to the user and to this login request.
+"""
 
 from __future__ import annotations
-
-import secrets
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch.accounts import services
+from ketch.accounts import audit, email_views, links, login, services, tfa
+from ketch.accounts.auth import origin
+from ketch.accounts.pages import csrf_ok, field, form, render
 from ketch.context import ctx
 from ketch.http.errors import ApiError
-from ketch.web.templates import SECURITY_HEADERS, templates
 
-CSRF_COOKIE = "ketch_csrf"
+EXPIRED = "This login link has expired. Run npm login again."
+OTP_MISSING = "Enter the code your authenticator app shows, or one of your recovery codes."
+OTP_WRONG = "That code is not right, or was already used. Try the next code your app shows."
 
 
-def _render(request: Request, status: int = 200, **values) -> Response:
-    csrf = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    values.setdefault("csrf", csrf)
-    response = templates.TemplateResponse(request, "web_login.html", values, status_code=status,
-                                          headers=SECURITY_HEADERS)
-    response.set_cookie(CSRF_COOKIE, csrf, httponly=True, samesite="strict", secure=request.url.scheme == "https",
-                        path="/-/web/")
-    return response
+def _page(request: Request, status: int = 200, **values) -> Response:
+    values.setdefault("action", request.url.path)
+    headers = {"retry-after": values.pop("retry_after")} if values.get("retry_after") else None
+    return render(request, "web_login.html", status, headers, **values)
+
+
+def _error_page(request: Request, e: ApiError, **values) -> Response:
+    return _page(request, e.status, error=e.error, retry_after=e.headers.get("retry-after"), **values)
 
 
 async def web_login_page(request: Request) -> Response:
     login_id = request.path_params["login_id"]
     async with ctx(request).db.read() as session:
-        login = await services.get_web_login(session, login_id)
-    if login is None:
-        return _render(request, 404, error="This login link has expired. Run npm login again.", action="", done=False,
-                       create=False)
+        pending = await services.get_web_login(session, login_id)
+    if pending is None:
+        return _page(request, 404, error=EXPIRED, action="", done=False, create=False)
     if request.method == "GET":
-        return _render(request, action=request.url.path, create=login.create, done=login.user_id is not None)
+        return _page(request, create=pending.create, done=pending.user_id is not None)
 
-    form = await request.form(max_files=0, max_fields=10)
-    cookie = request.cookies.get(CSRF_COOKIE, "")
-    if not cookie or not secrets.compare_digest(cookie, str(form.get("csrf", ""))):
-        return _render(request, 403, error="Your session expired; please submit the form again.",
-                       action=request.url.path, create=login.create, done=False)
-    username = str(form.get("username", "")).strip()
-    password = str(form.get("password", ""))
-    email = str(form.get("email", "")).strip()
-    settings = ctx(request).settings
+    data = await form(request)
+    if not csrf_ok(request, data):
+        return _page(request, 403, error="Your session expired; please submit the form again.",
+                     create=pending.create, done=False)
+    if field(data, "step"):
+        return await _otp_step(request, login_id, data)
+    username = field(data, "username").strip()
+    password = field(data, "password")
+    address = field(data, "email").strip()
     try:
-        async with ctx(request).db.write() as session:
-            login = await services.get_web_login(session, login_id)
-            if login is None:
-                raise ApiError(404, "This login link has expired. Run npm login again.")
+        async with ctx(request).db.read() as session:
             user = await services.get_user(session, username)
-            if user is None and login.create and email:
-                if not settings.allow_signup:
-                    raise ApiError(403, "Sign-up is disabled on this registry.")
-                user = await services.create_user(session, username, password, email)
-            else:
-                user = await services.authenticate(session, username, password)
-                if user is None:
-                    raise ApiError(401, "Incorrect username or password.")
-            await services.approve_web_login(session, login, user)
+        if user is None and pending.create and address:
+            user, _ = await login.create_account(request, username, password, address, token=False)
+        else:
+            user = await login.check_password(request, username, password)
+            if tfa.active_mode(user):
+                async with ctx(request).db.write() as session:
+                    step = await links.issue(session, user, "login-otp", address=login_id)
+                return _page(request, create=False, done=False, step=step, username=user.name)
+        await _approve(request, login_id, user)
     except ApiError as e:
-        return _render(request, e.status, error=e.error, action=request.url.path, create=login.create,
-                       username=username, done=False)
-    return _render(request, done=True, username=user.name, create=False, action="")
+        return _error_page(request, e, create=pending.create, username=username, done=False)
+    return _page(request, done=True, username=user.name, create=False, action="")
 
 
-routes = [Route("/-/web/login/{login_id}", web_login_page, methods=["GET", "POST"])]
+async def _otp_step(request: Request, login_id: str, data) -> Response:
+    step = field(data, "step")
+    async with ctx(request).db.read() as session:
+        found = await links.peek(session, step, "login-otp")
+    if found is None or found[0].email != login_id:
+        return _page(request, 400, error="This sign-in attempt expired; start again.", create=False, done=False)
+    user = found[1]
+    try:
+        await login.second_step(request, user, field(data, "otp"))
+        async with ctx(request).db.write() as session:
+            await links.consume(session, step, "login-otp")
+        await _approve(request, login_id, user)
+    except ApiError as e:
+        if e.status == 401:
+            e = ApiError(401, OTP_WRONG if field(data, "otp").strip() else OTP_MISSING)
+        retry = step if e.status in (401, 429) else None
+        return _error_page(request, e, create=False, done=False, step=retry, username=user.name)
+    return _page(request, done=True, username=user.name, create=False, action="")
+
+
+async def _approve(request: Request, login_id: str, user) -> None:
+    async with ctx(request).db.write() as session:
+        pending = await services.get_web_login(session, login_id)
+        if pending is None:
+            raise ApiError(404, EXPIRED)
+        await services.approve_web_login(session, pending, user)
+        await audit.record(session, "login", actor=user, origin=origin(request), details={"via": "web"})
+
+
+routes = [Route("/-/web/login/{login_id}", web_login_page, methods=["GET", "POST"]), *email_views.routes]

@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ketch.accounts.auth import identify, require_user, require_writer
+from ketch.accounts.auth import identify, require_otp, require_user, require_writer
 from ketch.blobs import blob_key
 from ketch.context import base_url, ctx
 from ketch.http.body import read_json
@@ -206,14 +206,13 @@ async def get_tarball(request: Request, name: str, filename: str) -> Response:
 
 async def put_package(request: Request, name: str, rev: str | None = None) -> Response:
     c = ctx(request)
-    if rev is None and request.headers.get("npm-command") == "star":
-        ident = await require_user(request, "star packages")
+    if rev is None and request.headers.get("npm-command") in ("star", "unstar"):
+        ident = await require_user(request, "star packages")  # stars need no one-time password
     else:
-        ident = await require_user(request, "publish packages")
+        # Read-only tokens and missing one-time passwords are refused before a large body is read.
+        ident = await require_writer(request, "publish packages")
     body = await read_json(request, c.settings.max_body_size)
     if rev is None and body.get("_attachments"):
-        if ident.readonly:
-            await require_writer(request)
         return await _publish(request, name, body, ident)
     async with c.db.write() as session:
         built = await services.update_document(c.db, session, name, body, ident, rev)
@@ -234,6 +233,11 @@ async def _publish(request: Request, name: str, body: dict, ident) -> Response:
     except BadPublish as e:
         PUBLISHES.labels("refused").inc()
         raise BadRequest(str(e)) from None
+    async with c.db.read() as session:
+        existing = await services.get_package(session, name)
+    if existing is not None and existing.publish_requires_tfa:  # `npm access set mfa=publish|automation`
+        await require_otp(request, ident, "publish this package",
+                          allow_automation=existing.automation_token_overrides_tfa)
     cmd.blob_key = blob_key(cmd.sha512_hex)
     await c.blobs.put(cmd.blob_key, cmd.data)
     try:
@@ -306,7 +310,7 @@ async def dist_tags_get(request: Request, name: str) -> Response:
 
 async def dist_tag_put(request: Request, name: str, tag: str) -> Response:
     c = ctx(request)
-    ident = await require_writer(request, "change dist-tags")
+    ident = await require_writer(request, "change dist-tags", otp_exempt=tag != "latest")
     version = await read_json(request, c.settings.max_json_body, expect=(str, dict, list, int, float))
     async with c.db.write() as session:
         await services.add_dist_tag(c.db, session, name, tag, version, ident)
@@ -315,7 +319,7 @@ async def dist_tag_put(request: Request, name: str, tag: str) -> Response:
 
 async def dist_tag_delete(request: Request, name: str, tag: str) -> Response:
     c = ctx(request)
-    ident = await require_writer(request, "change dist-tags")
+    ident = await require_writer(request, "change dist-tags", otp_exempt=tag != "latest")
     async with c.db.write() as session:
         await services.remove_dist_tag(c.db, session, name, tag, ident)
     return _ok()
