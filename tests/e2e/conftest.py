@@ -139,6 +139,29 @@ def drop_test_database(name: str) -> None:
         asyncio.run(_pg_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+_SEAWEED_ENDPOINT: str | None = None
+
+
+def s3_storage(label: str) -> tuple[str, dict[str, str]] | None:
+    """With ``KETCH_TEST_STORAGE=s3``: (storage URL, environment) on this worker's SeaweedFS, so the
+    same suite runs on the scaled-out configuration (PostgreSQL + S3). None otherwise."""
+    global _SEAWEED_ENDPOINT
+    if os.environ.get("KETCH_TEST_STORAGE", "").lower() != "s3":
+        return None
+    from tests.support.seaweed import ACCESS_KEY, REGION, SECRET_KEY, start_seaweed
+
+    if _SEAWEED_ENDPOINT is None:
+        import atexit
+        import tempfile
+
+        endpoint, proc = start_seaweed(tempfile.mkdtemp(prefix="ketch-e2e-s3-"))
+        atexit.register(proc.stop)
+        _SEAWEED_ENDPOINT = endpoint
+    env = {"AWS_ENDPOINT_URL": _SEAWEED_ENDPOINT, "AWS_ACCESS_KEY_ID": ACCESS_KEY,
+           "AWS_SECRET_ACCESS_KEY": SECRET_KEY, "AWS_REGION": REGION}
+    return f"s3://ketch-e2e/{label}", env
+
+
 # --------------------------------------------------------------------------------------------------
 # the server
 # --------------------------------------------------------------------------------------------------
@@ -163,6 +186,8 @@ class RegistryServer:
         self.host = "127.0.0.1"
         self.port: int = 0
         self.proc: subprocess.Popen | None = None
+        # Fixed for the server's lifetime, so a restart (new port, same data) finds its tarballs again.
+        self.storage = s3_storage(uuid.uuid4().hex[:12])
 
     # -- addresses -------------------------------------------------------------------------------
     @property
@@ -191,9 +216,12 @@ class RegistryServer:
                 "--host", self.host, "--port", str(self.port),
                 "--data-dir", str(self.data_dir),
                 *(["--database-url", self.database_url] if self.database_url else []),
+                *(["--storage-url", self.storage[0]] if self.storage else []),
                 *self.extra_args,
             ]
             env = {k: v for k, v in os.environ.items() if not k.startswith("KETCH_")}
+            if self.storage:
+                env.update(self.storage[1])
             env["PYTHONUNBUFFERED"] = "1"
             env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
             with open(self.log_path, "ab") as log:
