@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from ketch.accounts import audit
 from ketch.accounts.auth import origin, require_org_writer, require_user
 from ketch.context import ctx
 from ketch.http.body import read_json
@@ -72,6 +73,16 @@ async def org_packages(request: Request) -> Response:
         return JSONResponse(await registry.scope_packages(session, org.name, ident))
 
 
+async def org_audit(request: Request) -> Response:
+    """The organisation's audit log, newest first (owners and admins only; Ketch extension)."""
+    ident = await require_user(request, "read the audit log")
+    before = request.query_params.get("before", "")
+    async with ctx(request).db.read() as session:
+        org, _ = await services.managed_org(session, _org(request), ident)
+        events = await audit.list_events(session, org=org.name, before=int(before) if before.isdigit() else None)
+    return JSONResponse({"objects": [audit.event_json(e) for e in events]})
+
+
 async def team_destroy(request: Request) -> Response:
     name = _org(request)
     ident = await require_org_writer(request, name)
@@ -132,6 +143,7 @@ routes = [
     Route("/-/org/{org}/user", org_users, methods=["GET", "PUT", "DELETE"]),
     Route("/-/org/{org}/team", org_teams, methods=["GET", "PUT"]),
     Route("/-/org/{org}/package", org_packages, methods=["GET"]),
+    Route("/-/org/{org}/audit", org_audit, methods=["GET"]),
     Route("/-/team/{org}/{team}", team_destroy, methods=["DELETE"]),
     Route("/-/team/{org}/{team}/user", team_users, methods=["GET", "PUT", "DELETE"]),
     Route("/-/team/{org}/{team}/package", team_packages, methods=["GET", "PUT", "DELETE"]),

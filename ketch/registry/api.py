@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ketch.accounts.auth import identify, require_otp, require_user, require_writer
+from ketch.accounts import audit
+from ketch.accounts.auth import identify, origin, require_otp, require_user, require_writer
 from ketch.blobs import blob_key
 from ketch.context import base_url, ctx
 from ketch.http.body import read_json
@@ -215,7 +216,7 @@ async def put_package(request: Request, name: str, rev: str | None = None) -> Re
     if rev is None and body.get("_attachments"):
         return await _publish(request, name, body, ident)
     async with c.db.write() as session:
-        built = await services.update_document(c.db, session, name, body, ident, rev)
+        built = await services.update_document(c.db, session, name, body, ident, rev, origin(request))
         if built is None:
             package = await services.get_package(session, name)
             current = f"{package.rev}-" if package else ""
@@ -242,7 +243,7 @@ async def _publish(request: Request, name: str, body: dict, ident) -> Response:
     await c.blobs.put(cmd.blob_key, cmd.data)
     try:
         async with c.db.write() as session:
-            built = await services.publish(c.db, session, cmd, ident)
+            built = await services.publish(c.db, session, cmd, ident, origin(request))
     except ApiError:
         PUBLISHES.labels("refused").inc()
         raise
@@ -254,7 +255,7 @@ async def delete_package(request: Request, name: str, rev: str) -> Response:
     c = ctx(request)
     ident = await require_writer(request, "unpublish packages")
     async with c.db.write() as session:
-        await services.unpublish_package(c.db, session, name, ident, rev)
+        await services.unpublish_package(c.db, session, name, ident, rev, origin(request))
     return _ok()
 
 
@@ -267,6 +268,8 @@ async def package_meta_endpoint(request: Request) -> Response:
     name, _, what = rest.rpartition("/")
     if what in ("collaborators", "visibility", "access") and name:
         return await access_endpoint(request, name, what)
+    if what == "audit" and name and request.method == "GET":
+        return await package_audit(request, name)
     if "/dist-tags/" in rest:
         name, tag = rest.rsplit("/dist-tags/", 1)
         if request.method == "PUT":
@@ -292,9 +295,21 @@ async def access_endpoint(request: Request, name: str, what: str) -> Response:
         ident = await require_writer(request, "change package access")
         body = await read_json(request, c.settings.max_json_body)
         async with c.db.write() as session:
-            await services.set_access(c.db, session, name, body, ident)
+            await services.set_access(c.db, session, name, body, ident, origin(request))
         return _ok()
     raise ApiError(405, "Method not allowed.")
+
+
+async def package_audit(request: Request, name: str) -> Response:
+    """The package's audit log, newest first (owners and admins only; Ketch extension)."""
+    ident = await require_user(request, "read the audit log")
+    before = request.query_params.get("before")
+    async with ctx(request).db.read() as session:
+        await services.require_admin(session, name, ident)
+        events = await audit.list_events(session, package=name, before=int(before) if before and before.isdigit()
+                                         else None, limit=int(request.query_params.get("limit", "100") or 100)
+                                         if request.query_params.get("limit", "100").isdigit() else 100)
+    return JSONResponse({"objects": [audit.event_json(e) for e in events]})
 
 
 async def dist_tags_get(request: Request, name: str) -> Response:

@@ -13,6 +13,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from ketch.accounts import audit
 from ketch.accounts.models import User
 from ketch.accounts.services import Identity
 from ketch.db import touch
@@ -162,7 +163,8 @@ def _check_rev(package: Package, rev: str | None) -> None:
 
 # -- publish -------------------------------------------------------------------------------
 
-async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identity) -> packument.Built:
+async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identity,
+                  origin: audit.Origin = audit.NO_ORIGIN) -> packument.Built:
     """Add one version. The tarball blob must already be stored (blob first, metadata second)."""
     scope, _ = names.split_name(cmd.name)
     if cmd.access == "restricted" and scope is None:
@@ -220,6 +222,8 @@ async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identit
         await _set_tag(session, package.id, "latest", cmd.version, exists=False)
     package.unpublished = None
     _advance(package)
+    await audit.record(session, "package:publish", actor=ident, origin=origin, package=package.name,
+                       org=scope, details={"version": cmd.version, "tags": cmd.tags})
     return await rebuild(session, package)
 
 
@@ -235,7 +239,7 @@ async def _set_tag(session: AsyncSession, package_id: int, tag: str, version: st
 # -- metadata updates ---------------------------------------------------------------------
 
 async def update_document(db, session: AsyncSession, name: str, body: dict, ident: Identity,
-                          rev: str | None) -> packument.Built | None:
+                          rev: str | None, origin: audit.Origin = audit.NO_ORIGIN) -> packument.Built | None:
     """Apply a PUT of an edited packument: deprecations, removed versions, dist-tags, maintainers, stars.
 
     Only what differs from the stored document is applied, and only fields a client may change;
@@ -274,13 +278,20 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
         for number, message in deprecations.items():
             live[number].deprecated = message
             changed = True
+        if deprecations:
+            await audit.record(session, "package:deprecate", actor=ident, origin=origin, package=package.name,
+                               details={"versions": sorted(deprecations)})
         if removed:
             await _unpublish_versions(session, package, [live[v] for v in removed], body.get("dist-tags"))
+            await audit.record(session, "package:unpublish", actor=ident, origin=origin, package=package.name,
+                               details={"versions": sorted(removed)})
             changed = True
 
     owners = body.get("maintainers")
-    if owners is not None and rev is not None:
-        changed |= await _set_maintainers(session, package, owners, ident)
+    if owners is not None and rev is not None and await _set_maintainers(session, package, owners, ident):
+        changed = True
+        await audit.record(session, "package:owners", actor=ident, origin=origin, package=package.name,
+                           details={"owners": sorted(o["name"] for o in owners)})
 
     users = body.get("users")
     if isinstance(users, dict):
@@ -349,7 +360,8 @@ async def _star(session: AsyncSession, package: Package, ident: Identity, starre
     return True
 
 
-async def unpublish_package(db, session: AsyncSession, name: str, ident: Identity, rev: str | None) -> None:
+async def unpublish_package(db, session: AsyncSession, name: str, ident: Identity, rev: str | None,
+                            origin: audit.Origin = audit.NO_ORIGIN) -> None:
     """Unpublish every version. The row stays: the name and its version numbers remain taken."""
     package = await _lock_package(db, session, name)
     if package is None or package.unpublished is not None or not await can_read(session, package, ident):
@@ -362,6 +374,8 @@ async def unpublish_package(db, session: AsyncSession, name: str, ident: Identit
     await session.execute(delete(DistTag).where(DistTag.package_id == package.id))
     package.unpublished = now
     _advance(package)
+    await audit.record(session, "package:unpublish", actor=ident, origin=origin, package=package.name,
+                       details={"versions": "all"})
     await rebuild(session, package)
 
 
@@ -446,6 +460,12 @@ async def _live_readable(session: AsyncSession, name: str, ident: Identity | Non
     return package
 
 
+async def require_admin(session: AsyncSession, name: str, ident: Identity) -> Package:
+    package = await _live_readable(session, name, ident)
+    await _require(session, package, ident, "admin")
+    return package
+
+
 async def visibility(session: AsyncSession, name: str, ident: Identity | None) -> dict:
     package = await _live_readable(session, name, ident)
     return {"public": package.access != "restricted"}
@@ -466,7 +486,8 @@ async def collaborators(session: AsyncSession, name: str, ident: Identity | None
     return dict(sorted(result.items()))
 
 
-async def set_access(db, session: AsyncSession, name: str, body: dict, ident: Identity) -> None:
+async def set_access(db, session: AsyncSession, name: str, body: dict, ident: Identity,
+                     origin: audit.Origin = audit.NO_ORIGIN) -> None:
     """`npm access set status=…` and `npm access set mfa=…`."""
     package = await _lock_package(db, session, name)
     if package is None or package.unpublished is not None or not await can_read(session, package, ident):
@@ -491,6 +512,9 @@ async def set_access(db, session: AsyncSession, name: str, body: dict, ident: Id
         raise BadRequest("Nothing to change: send access, publish_requires_tfa or automation_token_overrides_tfa.")
     if changed:
         _advance(package)
+        await audit.record(session, "package:access", actor=ident, origin=origin, package=package.name,
+                           details={k: body[k] for k in ("access", "publish_requires_tfa",
+                                                         "automation_token_overrides_tfa") if k in body})
         await rebuild(session, package)
 
 

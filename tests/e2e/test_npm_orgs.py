@@ -76,3 +76,23 @@ def test_making_a_package_public_again(registry, npm, npm_factory, make_user, ma
     assert "E404" in stranger.run("view", name, "name", ok=False).output
     npm.run("access", "set", "status=public", name)
     assert stranger.view(name, "name") == name
+
+
+def test_audit_log_per_package_and_org(registry, npm, npm_factory, make_user, make_package):
+    org = create_org(registry, npm.user)
+    bob = make_user("auditee")
+    npm.run("org", "set", org, bob.name, "developer")
+    name = f"@{org}/{unique('logged')}"
+    npm.publish(make_package(name, "1.0.0"), "--access", "restricted")
+    npm.run("access", "set", "status=public", name)
+    owner = {"authorization": f"Bearer {npm.user.token}"}
+    with httpx.Client(base_url=registry.url, trust_env=False, timeout=30) as http:
+        package_events = http.get(f"-/package/{name.replace('/', '%2f')}/audit", headers=owner).json()["objects"]
+        assert [e["action"] for e in package_events][:2] == ["package:access", "package:publish"]
+        assert package_events[1]["actor"] == npm.user.name and package_events[1]["ip"] == "127.0.0.1"
+        org_events = [e["action"] for e in http.get(f"-/org/{org}/audit", headers=owner).json()["objects"]]
+        assert "org:member:set" in org_events and "org:create" in org_events
+        # a developer may not read the org's audit log; a stranger cannot even see the package's
+        bob_auth = {"authorization": f"Bearer {bob.token}"}
+        assert http.get(f"-/org/{org}/audit", headers=bob_auth).status_code == 403
+        assert http.get(f"-/package/{name.replace('/', '%2f')}/audit", headers=bob_auth).status_code == 403
