@@ -29,10 +29,14 @@ def base_url(request: Request) -> str:
     if settings.public_url:
         return settings.public_url.rstrip("/")
     host = request.headers.get("host") or f"{request.url.hostname}:{request.url.port}"
-    if not _safe_host(host):
+    if not safe_host(host):
         host = f"{settings.host}:{settings.port}"
     return f"{request.url.scheme}://{host}{request.scope.get('root_path', '')}".rstrip("/")
 
 
-def _safe_host(host: str) -> bool:
-    return 0 < len(host) <= 255 and all(c.isalnum() or c in ".-:[]_" for c in host)
+_HOST_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_")
+
+
+def safe_host(host: str) -> bool:
+    """Whether a Host header may go into URLs we hand out (no quotes, slashes or other injection)."""
+    return 0 < len(host) <= 255 and all(c in _HOST_CHARS for c in host)

@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ketch.blobs import BlobStoreUnavailable
+from ketch.context import safe_host
 from ketch.db.changes import BatchedEtags
 from ketch.ops.metrics import PACKUMENT_CACHE
 from ketch.registry.models import Packument, Version
@@ -208,12 +209,9 @@ class FastPath:
 def _base(scope, host: bytes, settings) -> bytes:
     if settings.public_url:
         return settings.public_url.rstrip("/").encode()
-    if not host or len(host) > 255 or not all(c in _HOST_CHARS for c in host):
+    if not safe_host(host.decode("latin-1")):
         host = f"{settings.host}:{settings.port}".encode()
     return scope["scheme"].encode() + b"://" + host + scope.get("root_path", "").encode()
-
-
-_HOST_CHARS = frozenset(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]_")
 
 
 UNAVAILABLE = (OperationalError, InterfaceError, PoolTimeout, ConnectionError, TimeoutError, BlobStoreUnavailable)

@@ -42,12 +42,6 @@ async def get_package(session: AsyncSession, name: str) -> Package | None:
     return (await session.execute(select(Package).where(Package.name == name))).scalar_one_or_none()
 
 
-async def is_maintainer(session: AsyncSession, package_id: int, user_id: int) -> bool:
-    row = await session.execute(
-        select(Maintainer.user_id).where(Maintainer.package_id == package_id, Maintainer.user_id == user_id))
-    return row.first() is not None
-
-
 async def can_read(session: AsyncSession, package: Package, ident: Identity | None) -> bool:
     if package.access != "restricted" and (ident is None or ident.token_limits is None):
         return True
