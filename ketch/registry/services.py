@@ -17,6 +17,7 @@ from ketch.accounts import audit
 from ketch.accounts.models import User
 from ketch.accounts.services import Identity
 from ketch.db import touch
+from ketch.registry import events
 from ketch.db.base import utcnow
 from ketch.http.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 from ketch.orgs import services as orgs
@@ -92,6 +93,7 @@ async def rebuild(session: AsyncSession, package: Package) -> packument.Built | 
     """Recompute and store the packuments of ``package`` (inside the caller's transaction)."""
     touch(session, package.name)
     await session.execute(delete(Packument).where(Packument.package_id == package.id))
+    await events.package_changed(session, package)
     if package.unpublished is not None:
         return None
     built = packument.build(await load_rows(session, package))
