@@ -43,6 +43,8 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--database-url", help="e.g. postgresql://postgres@127.0.0.1:5432/DB (default: embedded SQLite)")
+    parser.add_argument("--storage-url", help="e.g. s3://bucket/prefix, with AWS_* in the environment")
     args = parser.parse_args()
     if not shutil.which("wrk"):
         sys.exit("wrk is not installed (apt-get install wrk)")
@@ -51,7 +53,9 @@ def main() -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     server = subprocess.Popen([sys.executable, "-m", "ketch", "serve", "--port", str(port), "--data-dir",
-                               str(work / "data"), "--workers", str(args.workers)],
+                               str(work / "data"), "--workers", str(args.workers)]
+                              + (["--database-url", args.database_url] if args.database_url else [])
+                              + (["--storage-url", args.storage_url] if args.storage_url else []),
                               stdout=open(work / "server.log", "w"), stderr=subprocess.STDOUT, start_new_session=True)
     try:
         client = httpx.Client(base_url=base, timeout=30)
@@ -102,7 +106,7 @@ def main() -> None:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=20)
 
-    print(f"\nKetch, {args.packages} packages, {len(publish_ms)} versions, {args.workers} workers, "
+    print(f"\nKetch ({args.database_url or 'SQLite'}, {args.storage_url or 'files'}), {args.packages} packages, {len(publish_ms)} versions, {args.workers} workers, "
           f"wrk -t2 -c{args.connections} -d{args.duration}s\n")
     print(f"{'scenario':28} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'non-2xx':>8}")
     for label, r in results.items():

@@ -58,5 +58,6 @@ def open_blob_store(settings) -> BlobStore:
         return S3BlobStore.from_url(
             url, endpoint_url=settings.s3_endpoint_url, access_key_id=settings.s3_access_key_id,
             secret_access_key=settings.s3_secret_access_key, region=settings.s3_region,
-            redirect=settings.s3_redirect, presign_expiry=settings.s3_presign_expiry)
+            redirect=settings.s3_redirect, presign_expiry=settings.s3_presign_expiry,
+            cache_bytes=settings.blob_cache_mb * 1024 * 1024)
     raise ValueError(f"unsupported storage URL {url!r} (expected file:///path or s3://bucket/prefix)")

@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator
 
 from pathlib import Path
 
-from sqlalchemy import event, text
+import asyncpg
+from sqlalchemy import bindparam, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ketch.db.changes import SlotCounters
@@ -41,6 +42,8 @@ class Database:
                 connect_args={"timeout": 2, "command_timeout": 30, "server_settings": {"application_name": "ketch"}},
             )
         self.after_commit: list = []
+        self._probe = None if self.is_sqlite else _EtagProbe(self.engine.url.set(drivername="postgresql")
+                                                             .render_as_string(hide_password=False))
         # Embedded mode: processes on this machine share change counters beside the database file.
         self.changes: SlotCounters | None = None
         if self.is_sqlite and ":///" in url:
@@ -77,15 +80,57 @@ class Database:
         if not self.is_sqlite:  # SQLite's BEGIN IMMEDIATE already serialises every writer.
             await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
+    async def packument_etags(self, names: list[str]) -> dict[str, str]:
+        """name → ETag of each stored packument that exists: the cache's freshness check.
+
+        PostgreSQL answers through one dedicated connection and a prepared statement, skipping
+        the pool's checkout, pre-ping and SQL compilation: it runs once per batch of cached reads.
+        """
+        if self._probe is not None:
+            return await self._probe.fetch(names)
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(text("SELECT name, etag FROM packuments WHERE name IN :names")
+                                      .bindparams(bindparam("names", expanding=True)), {"names": names})
+            return dict(rows.all())
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._probe is not None:
+            await self._probe.close()
         await self.engine.dispose()
         if self.changes is not None:
             self.changes.close()
             self.changes = None
+
+
+class _EtagProbe:
+    """One PostgreSQL connection for the packument freshness query, used by one task at a time
+    (``BatchedEtags`` runs a single batch at once); reconnects after any failure."""
+
+    SQL = "SELECT name, etag FROM packuments WHERE name = ANY($1::text[])"
+
+    def __init__(self, dsn: str):
+        self.dsn = dsn
+        self.conn: asyncpg.Connection | None = None
+
+    async def fetch(self, names: list[str]) -> dict[str, str]:
+        try:
+            if self.conn is None or self.conn.is_closed():
+                self.conn = await asyncpg.connect(self.dsn, timeout=2, command_timeout=30,
+                                                  server_settings={"application_name": "ketch"})
+            return dict(await self.conn.fetch(self.SQL, names))
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError) as e:
+            await self.close()
+            # The hot path turns ConnectionError into 503 + Retry-After, as it does pool failures.
+            raise ConnectionError(f"PostgreSQL is unavailable: {e}") from e
+
+    async def close(self) -> None:
+        conn, self.conn = self.conn, None
+        if conn is not None and not conn.is_closed():
+            conn.terminate()
 
 
 def _sqlite_pragmas(engine: AsyncEngine) -> None:

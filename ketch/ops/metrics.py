@@ -3,7 +3,9 @@ at a directory in the data dir, so that /-/metrics sums every worker's numbers."
 
 from __future__ import annotations
 
+import bisect
 import os
+from collections import defaultdict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client import multiprocess
@@ -19,7 +21,54 @@ DB_POOL = Gauge("ketch_db_pool_connections", "Database connections of this node'
                 multiprocess_mode="livesum")
 
 
+class Tally:
+    """This process's hot-path numbers, added to the Prometheus values in batches (:meth:`flush`).
+
+    In multiprocess mode every Prometheus update takes a lock and checks the pid: a request's
+    counter, histogram and cache updates cost ~16 µs, a sixth of a cached packument request's CPU.
+    Adding to a dict costs ~1 µs; the owner flushes a few times a second and before /-/metrics.
+    """
+
+    def __init__(self):
+        self._bounds = LATENCY._upper_bounds
+        self.requests: defaultdict[tuple, int] = defaultdict(int)
+        self.latency: dict[str, list] = {}
+        self.counts: defaultdict[object, int] = defaultdict(int)
+
+    def request(self, route: str, method: str, status: int, seconds: float) -> None:
+        self.requests[(route, method, status)] += 1
+        row = self.latency.get(route)
+        if row is None:
+            row = self.latency[route] = [0] * len(self._bounds) + [0.0]
+        row[bisect.bisect_left(self._bounds, seconds)] += 1
+        row[-1] += seconds
+
+    def inc(self, counter) -> None:
+        """``counter``: a labelled Counter child, e.g. ``PACKUMENT_CACHE.labels("hit")``."""
+        self.counts[counter] += 1
+
+    def flush(self) -> None:
+        requests, self.requests = self.requests, defaultdict(int)
+        latency, self.latency = self.latency, {}
+        counts, self.counts = self.counts, defaultdict(int)
+        for labels, n in requests.items():
+            REQUESTS.labels(*labels).inc(n)
+        for route, row in latency.items():
+            child = LATENCY.labels(route)
+            # The histogram's own per-bucket values (non-cumulative, as Histogram.observe keeps them).
+            for i, n in enumerate(row[:-1]):
+                if n:
+                    child._buckets[i].inc(n)
+            child._sum.inc(row[-1])
+        for counter, n in counts.items():
+            counter.inc(n)
+
+
+TALLY = Tally()
+
+
 def render() -> bytes:
+    TALLY.flush()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)

@@ -1,7 +1,7 @@
 """Outermost ASGI layer: per-request metrics and structured JSON access logs.
 
-Log lines are buffered and written at most every 200 ms, so logging costs the hot path a dict and
-a list append rather than a write system call per request.
+Log lines and metrics are buffered and written at most every 200 ms, so observing costs the hot path
+a dict and a list append rather than a write system call and locked Prometheus updates per request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import time
 
 import orjson
 
-from ketch.ops.metrics import LATENCY, REQUESTS, route_label
+from ketch.ops.metrics import TALLY, route_label
 
 
 class Observability:
@@ -47,11 +47,11 @@ class Observability:
             elapsed = time.perf_counter() - start
             method = scope["method"]
             path = scope["path"]
-            route = route_label(method, path)
-            REQUESTS.labels(route, method, status).inc()
-            LATENCY.labels(route).observe(elapsed)
+            TALLY.request(route_label(method, path), method, status, elapsed)
             if self.access_log:
                 self._log(scope, method, path, status, elapsed, size)
+            if self._flusher is None or self._flusher.done():
+                self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     def _log(self, scope, method, path, status, elapsed, size) -> None:
         ua = b""
@@ -65,14 +65,13 @@ class Observability:
             "ms": round(elapsed * 1000, 3), "bytes": size, "ip": client[0] if client else None,
             "ua": ua.decode("latin-1")[:200],
         }) + b"\n")
-        if self._flusher is None or self._flusher.done():
-            self._flusher = asyncio.get_running_loop().create_task(self._flush_later())
 
     async def _flush_later(self) -> None:
         await asyncio.sleep(0.2)
         self.flush()
 
     def flush(self) -> None:
+        TALLY.flush()
         if self._buffer:
             lines, self._buffer = self._buffer, []
             try:

@@ -348,3 +348,42 @@ async def test_explicit_values_reach_the_server(seaweed, monkeypatch):
     store = seaweed.store(prefix=unique())
     await store.put("k", b"v")
     assert await store.get("k") == b"v"
+
+
+async def test_s3_small_blobs_are_served_from_the_process_cache(own_seaweed):
+    store = own_seaweed.store(prefix=unique(), cache_bytes=8 * 1024 * 1024)
+    small, large = os.urandom(50_000), os.urandom(2 * 1024 * 1024)
+    await store.put(key_for(small), small)
+    await store.put(key_for(large), large)
+    async with asgi_client(blob_app(store)) as client:
+        first = await client.get(f"/{key_for(small)}")
+        assert first.content == small and first.headers["content-length"] == str(len(small))
+        assert (await client.get(f"/{key_for(large)}")).content == large
+    assert store.cache.get(key_for(small)) is not None
+    assert store.cache.get(key_for(large)) is None  # above the per-item cap: always streamed
+
+    own_seaweed.process.stop()  # content-addressed bytes never change: the cached copy stays good
+    async with asgi_client(blob_app(store)) as client:
+        again = await client.get(f"/{key_for(small)}")
+        assert again.content == small
+        assert again.headers["etag"] == first.headers["etag"]
+        assert again.headers["cache-control"] == IMMUTABLE["cache-control"]
+    await _expect_unavailable(store.response(key_for(large), {}), limit=5.0)
+    own_seaweed.process.start()
+    await store.delete(key_for(small))
+    assert store.cache.get(key_for(small)) is None
+    assert await store.response(key_for(small), {}) is None
+
+
+def test_blob_cache_is_bounded_least_recently_used_first():
+    from ketch.blobs.s3 import BlobCache
+
+    cache = BlobCache(8000, max_item=1000)
+    for i in range(8):
+        cache.put(f"k{i}", bytes(1000), {})
+    cache.get("k0")  # now the most recently used
+    cache.put("k8", bytes(1000), {})
+    assert cache.bytes == 8000
+    assert cache.get("k0") is not None and cache.get("k1") is None
+    assert not cache.fits(1001) and cache.fits(1000)
+    assert not BlobCache(0).fits(1)

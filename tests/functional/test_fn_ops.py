@@ -1,0 +1,36 @@
+"""Operator endpoints: liveness, readiness and the Prometheus metrics of what the registry served."""
+
+from __future__ import annotations
+
+import re
+
+
+def _value(text: str, line_start: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(line_start):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_health_and_ready(reg):
+    assert reg.client.get("/-/health").status_code == 200
+    ready = reg.client.get("/-/ready")
+    assert ready.status_code == 200, ready.text
+
+
+def test_metrics_count_requests_cache_hits_and_publishes(reg, alice):
+    name = reg.unique("metrics")
+    before = reg.client.get("/-/metrics").text
+    reg.publish_ok(alice, name, "1.0.0")
+    for _ in range(3):
+        assert reg.client.get(f"/{reg.escaped(name)}").status_code == 200
+    text = reg.client.get("/-/metrics").text
+    served = 'ketch_http_requests_total{method="GET",route="packument",status="200"}'
+    assert _value(text, served) - _value(before, served) >= 3
+    hits = 'ketch_packument_cache_total{result="hit"}'
+    assert _value(text, hits) - _value(before, hits) >= 2
+    ok = 'ketch_publishes_total{result="ok"}'
+    assert _value(text, ok) - _value(before, ok) == 1
+    buckets = [float(m) for m in re.findall(
+        r'ketch_http_request_duration_seconds_bucket\{le="[^"]+",route="packument"\} (\S+)', text)]
+    assert buckets == sorted(buckets) and buckets[-1] >= 3  # cumulative, ending at +Inf
