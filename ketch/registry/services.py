@@ -76,16 +76,28 @@ async def live_versions(session: AsyncSession, package_id: int) -> list[Version]
 
 
 async def load_rows(session: AsyncSession, package: Package) -> packument.PackageRows:
-    versions = await live_versions(session, package.id)
+    # Plain column tuples, not ORM objects, and no per-version READMEs: only the latest one is
+    # served. This runs in every write transaction, for packages with hundreds of versions.
+    versions = (await session.execute(
+        select(Version.version, Version.manifest, Version.created, Version.deprecated)
+        .where(Version.package_id == package.id, Version.unpublished.is_(None)))).all()
     stars = await session.execute(
         select(User.name).join(Star, Star.user_id == User.id).where(Star.package_id == package.id))
     tags = await dist_tags(session, package.id)
-    latest = next((v for v in versions if v.version == tags.get("latest")), None)
+    readme = readme_filename = None
+    if "latest" in tags:
+        found = (await session.execute(
+            select(Version.readme, Version.readme_filename).where(
+                Version.package_id == package.id, Version.version == tags["latest"],
+                Version.unpublished.is_(None)))).first()
+        if found is not None:
+            readme, readme_filename = found
+    loads = orjson.loads
     return packument.PackageRows(
         name=package.name, rev=package.rev, created=package.created, modified=package.modified,
-        versions=[packument.VersionRow(v.version, orjson.loads(v.manifest), v.created, v.deprecated) for v in versions],
+        versions=[packument.VersionRow(v, loads(m), c, d) for v, m, c, d in versions],
         dist_tags=tags, maintainers=await maintainers(session, package.id), stars=[s for (s,) in stars.all()],
-        readme=latest.readme if latest else None, readme_filename=latest.readme_filename if latest else None,
+        readme=readme, readme_filename=readme_filename,
     )
 
 

@@ -12,6 +12,8 @@ sees short, plain ASCII strings.
 
 from __future__ import annotations
 
+import functools
+
 import string
 from collections.abc import Iterable
 
@@ -51,6 +53,19 @@ def _check_number(v: str, part: str) -> None:
 
 def parse_version(v: str) -> semver.Version:
     """Parse a strict SemVer 2.0.0 string or raise :class:`InvalidVersion`."""
+    if isinstance(v, str) and len(v) <= MAX_LENGTH:
+        return _parse_cached(v)
+    return _parse(v)
+
+
+@functools.lru_cache(maxsize=16384)
+def _parse_cached(v: str) -> semver.Version:
+    # Every write re-sorts all of a package's versions; the strings repeat from write to write.
+    # semver.Version is immutable, so sharing one parsed object is safe.
+    return _parse(v)
+
+
+def _parse(v: str) -> semver.Version:
     if not isinstance(v, str):
         raise _invalid(v, "must be a string")
     if not v:
