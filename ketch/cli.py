@@ -58,12 +58,21 @@ def serve(
     storage_url: StorageUrl = None,
     public_url: Annotated[Optional[str], typer.Option(help="Base URL clients use, if behind a proxy.")] = None,
     signup: Annotated[Optional[bool], typer.Option("--signup/--no-signup", help="Allow anyone to create an account.")] = None,
+    shutdown_timeout: Annotated[Optional[int], typer.Option(
+        min=1, help="Seconds to let requests in flight finish after SIGTERM before busy workers are killed "
+             "(default 30).")] = None,
     config: ConfigFile = None,
 ) -> None:
-    """Run the registry server (creates the data directory and upgrades the schema first)."""
+    """Run the registry server (creates the data directory and upgrades the schema first).
+
+    SIGTERM or SIGINT stops it gracefully: requests in flight, uploads included, finish first."""
+    # Shutdown: new connections are refused at once; every request in flight completes; then each
+    # worker's lifespan shutdown runs (pending background work, access-log flush, database pool).
+    # Workers still busy after shutdown_timeout seconds are killed: their unfinished requests were
+    # never acknowledged, and a publish commits in one transaction, so nothing half-written stays.
     settings = load_settings(config, host=host, port=port, workers=workers, data_dir=data_dir,
                              database_url=database_url, storage_url=storage_url, public_url=public_url,
-                             allow_signup=signup)
+                             allow_signup=signup, shutdown_timeout=shutdown_timeout)
     settings = settings.model_copy(update={"data_dir": settings.data_dir.resolve()})
     # Worker processes' counters live here and are summed by /-/metrics; set before anything imports
     # prometheus_client, which picks its storage at import time.
@@ -80,9 +89,14 @@ def serve(
 
     console.print(f"Ketch registry on http://{settings.host}:{settings.port}/ "
                   f"(data: {settings.data_dir}, workers: {settings.workers})")
+    # Granian's graceful stop: the master closes its listening socket and SIGTERMs the workers; each
+    # worker stops accepting, closes idle keep-alive connections, waits for its requests in flight
+    # (a publish still uploading included) and only then runs the ASGI lifespan shutdown. Without
+    # workers_kill_timeout it would wait forever for a client that stalls mid-upload.
     Granian("ketch.app:app_from_env", factory=True, address=settings.host, port=settings.port,
             interface=Interfaces.ASGI, workers=settings.workers, log_level=settings.log_level,
-            respawn_failed_workers=True, backlog=2048).serve()
+            respawn_failed_workers=True, backlog=2048,
+            workers_kill_timeout=settings.shutdown_timeout).serve()
 
 
 @db_app.command("upgrade")
@@ -142,17 +156,19 @@ def migrate_storage(
     to_database_url: Annotated[str, typer.Option("--to-database-url", help="Target database (empty).")],
     to_storage_url: Annotated[str, typer.Option("--to-storage-url", help="Target tarball storage.")],
     data_dir: DataDir = None, database_url: DatabaseUrl = None, storage_url: StorageUrl = None,
+    verify_only: Annotated[bool, typer.Option("--verify-only", help="Do not copy; check an earlier migration again.")] = False,
     config: ConfigFile = None,
 ) -> None:
     """Copy a registry (by default the embedded one) to another database and storage, then verify it.
-    Stop the source server first."""
+    Stop the source server first. The target database must be empty; an interrupted run leaves it
+    empty, so just run it again."""
     import asyncio
 
     from ketch.ops.transfer import migrate_storage as run_migrate
 
     source = load_settings(config, data_dir=data_dir, database_url=database_url, storage_url=storage_url)
     target = source.model_copy(update={"database_url": to_database_url, "storage_url": to_storage_url})
-    problems = asyncio.run(run_migrate(source, target, console))
+    problems = asyncio.run(run_migrate(source, target, console, verify_only=verify_only))
     _report(problems, "migration")
 
 

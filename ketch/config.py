@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     otp_rate_limit: int = Field(default=5, description="Wrong one-time passwords per account per 5 minutes.")
     access_log: bool = Field(default=True, description="Write one JSON line per request to standard output.")
     log_level: str = "info"
+    shutdown_timeout: int = Field(default=30, ge=1, le=3600, description=(
+        "Seconds `serve` waits after SIGTERM/SIGINT for requests in flight (slow uploads included) "
+        "before it kills the workers that are still busy."))
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

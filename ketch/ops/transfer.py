@@ -3,12 +3,14 @@ registry to PostgreSQL + S3 (or any other database/storage pair).
 
 Consistency: the database is copied first, then the blobs. Blobs are written before the metadata
 that refers to them and are never changed, so every version in the copied database finds its
-tarball among the blobs copied afterwards.
+tarball among the blobs copied afterwards. A migration commits the copied rows only once every
+blob is in the target, so an interrupted run leaves an empty target database behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import io
 import json
 import shutil
@@ -20,10 +22,10 @@ from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import Integer, func, insert, select, text
 
 import ketch.models  # noqa: F401  (every table on Base.metadata)
-from ketch.blobs import open_blob_store
+from ketch.blobs import BlobStoreUnavailable, open_blob_store
 from ketch.config import Settings
 from ketch.db import Database
 from ketch.db.base import Base
@@ -112,34 +114,64 @@ async def restore(settings: Settings, archive: Path, console: Console, force: bo
     return await run_fsck(settings, console)
 
 
-async def migrate_storage(source: Settings, target: Settings, console: Console) -> list[str]:
-    """Copy every row and every blob from ``source`` to ``target`` (which must be empty), then verify."""
+async def migrate_storage(source: Settings, target: Settings, console: Console, *,
+                          verify_only: bool = False) -> list[str]:
+    """Copy every row and every blob from ``source`` to ``target`` (whose database must be empty),
+    then verify the target; returns the problems found (empty when the copy is faithful).
+
+    The rows are inserted in one target transaction that commits only after every blob has been
+    copied, so a run that fails half-way leaves the target database empty and can simply be run
+    again (re-putting content-addressed blobs is harmless). ``verify_only`` skips the copy and
+    checks an earlier migration again.
+    """
+    if source.resolved_database_url == target.resolved_database_url:
+        raise SystemExit("the target database is the source database; give a different --to-database-url")
+    await asyncio.to_thread(upgrade, source.resolved_database_url)
     await asyncio.to_thread(upgrade, target.resolved_database_url)
     src_db, dst_db = Database(source.resolved_database_url), Database(target.resolved_database_url)
     src_blobs, dst_blobs = open_blob_store(source), open_blob_store(target)
-    problems: list[str] = []
+    tables = list(Base.metadata.sorted_tables)
     try:
-        tables = [t for t in Base.metadata.sorted_tables]
-        async with src_db.engine.connect() as src, dst_db.engine.connect() as dst:
+        if not verify_only:
+            await _copy(src_db, dst_db, src_blobs, dst_blobs, tables, console)
+        problems = await _verify(src_db, dst_db, src_blobs, dst_blobs, tables, console)
+    finally:
+        await src_db.dispose()
+        await dst_db.dispose()
+    console.print("verifying the target (every tarball against its integrity, every packument rebuilt)…")
+    problems += await run_fsck(target, console)
+    return problems
+
+
+async def _count(conn, table) -> int:
+    return (await conn.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def _copy(src_db: Database, dst_db: Database, src_blobs, dst_blobs, tables, console: Console) -> None:
+    async with src_db.engine.connect() as src, dst_db.engine.connect() as dst:
+        occupied = [(t.name, n) for t in tables if (n := await _count(dst, t))]
+        if occupied:
+            listed = ", ".join(f"{name}: {n} rows" for name, n in occupied[:3])
+            raise SystemExit(
+                f"the target database is not empty ({listed}{', …' if len(occupied) > 3 else ''}). "
+                "migrate-storage copies into a fresh, empty database only; create one (or drop this one) "
+                "and run it again. To check a finished migration again, add --verify-only.")
+        counts = {t.name: await _count(src, t) for t in tables}
+        with _progress(console) as progress:
             for table in tables:
-                if (await dst.execute(select(func.count()).select_from(table))).scalar_one():
-                    raise SystemExit(f"target table {table.name} is not empty; migrate into a fresh database")
-            counts = {t.name: (await src.execute(select(func.count()).select_from(t))).scalar_one() for t in tables}
-            with _progress(console) as progress:
-                for table in tables:
-                    task = progress.add_task(f"copying {table.name}", total=counts[table.name])
-                    result = await src.stream(select(table))
-                    async for chunk in result.partitions(BATCH):
-                        await dst.execute(insert(table), [dict(row._mapping) for row in chunk])
-                        progress.advance(task, len(chunk))
-                await dst.commit()
-            if dst.dialect.name == "postgresql":
-                for table in tables:
-                    if "id" in table.c and table.c.id.autoincrement and str(table.c.id.type) == "INTEGER":
-                        await dst.execute(text(
-                            f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                            f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
-                await dst.commit()
+                task = progress.add_task(f"copying {table.name}", total=counts[table.name])
+                result = await src.stream(select(table))
+                async for chunk in result.partitions(BATCH):
+                    await dst.execute(insert(table), [dict(row._mapping) for row in chunk])
+                    progress.advance(task, len(chunk))
+        if dst.dialect.name == "postgresql":
+            for table in tables:
+                id_column = table.c.get("id")
+                if id_column is not None and id_column.primary_key and isinstance(id_column.type, Integer):
+                    await dst.execute(text(
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                        f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
+        # Listed after the rows were read: every version copied above finds its blob among these.
         keys = [k async for k in src_blobs.keys()]
         with _progress(console) as progress:
             task = progress.add_task("copying tarballs", total=len(keys))
@@ -150,16 +182,46 @@ async def migrate_storage(source: Settings, target: Settings, console: Console) 
                     await dst_blobs.put(key, await src_blobs.get(key))
                     progress.advance(task)
 
-            await asyncio.gather(*(copy(k) for k in keys))
-        async with src_db.engine.connect() as src, dst_db.engine.connect() as dst:
-            for table in tables:
-                a = (await src.execute(select(func.count()).select_from(table))).scalar_one()
-                b = (await dst.execute(select(func.count()).select_from(table))).scalar_one()
-                if a != b:
-                    problems.append(f"table {table.name}: {a} rows in the source, {b} in the target")
-    finally:
-        await src_db.dispose()
-        await dst_db.dispose()
-    console.print("verifying the target (every tarball against its integrity, every packument rebuilt)…")
-    problems += await run_fsck(target, console)
-    return problems
+            try:
+                await asyncio.gather(*(copy(k) for k in keys))
+            except BlobStoreUnavailable as e:
+                raise SystemExit(f"copying tarballs failed: {e}. The target database was left empty "
+                                 "(tarballs already copied are harmless); run migrate-storage again.") from None
+        await dst.commit()  # only now do the rows appear; a failure above rolls them all back
+
+
+async def _verify(src_db: Database, dst_db: Database, src_blobs, dst_blobs, tables, console: Console) -> list[str]:
+    """Row counts table by table, and every source blob read back from the target and hashed."""
+    problems: list[str] = []
+    async with src_db.engine.connect() as src, dst_db.engine.connect() as dst:
+        for table in tables:
+            a, b = await _count(src, table), await _count(dst, table)
+            if a != b:
+                problems.append(f"table {table.name}: {a} rows in the source, {b} in the target")
+    keys = [k async for k in src_blobs.keys()]
+    with _progress(console) as progress:
+        task = progress.add_task("verifying tarballs", total=len(keys))
+        sem = asyncio.Semaphore(8)
+
+        async def check(key: str) -> None:
+            async with sem:
+                try:
+                    data = await dst_blobs.get(key)
+                except KeyError:
+                    problems.append(f"blob {key}: missing in the target")
+                else:
+                    if not _matches_key(key, data):
+                        where = "" if _matches_key(key, await src_blobs.get(key)) else " (and in the source)"
+                        problems.append(f"blob {key}: content does not match its SHA-512 key in the target{where}")
+                progress.advance(task)
+
+        await asyncio.gather(*(check(k) for k in keys))
+    return sorted(problems)
+
+
+def _matches_key(key: str, data: bytes) -> bool:
+    """Blob keys end in the SHA-512 of their bytes (ketch.blobs.blob_key); other keys pass."""
+    digest = key.rsplit("/", 1)[-1]
+    if not key.startswith("sha512/") or len(digest) != 128:
+        return True
+    return hashlib.sha512(data).hexdigest() == digest
