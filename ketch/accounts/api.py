@@ -11,10 +11,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ketch.accounts import audit, login, profile_api, services, tfa
-from ketch.accounts.auth import identify, origin, require_otp, require_user, require_write_otp, require_writer
+from ketch.accounts.auth import (identify, is_granular, origin, require_otp, require_user, require_write_otp,
+                                 require_writer)
+from ketch.accounts.services import Identity
 from ketch.context import base_url, ctx
 from ketch.http.body import read_json
-from ketch.http.errors import BadRequest, NotFound
+from ketch.http.errors import BadRequest, Forbidden, NotFound
+from ketch.orgs import services as orgs
+from ketch.registry import access
+from ketch.registry import services as registry
 
 COUCH_PREFIX = "org.couchdb.user:"
 
@@ -130,22 +135,18 @@ async def tokens_list(request: Request) -> Response:
     return _ok({"objects": objects, "total": len(objects), "urls": {}})
 
 
-def _readonly_requested(body: dict) -> bool:
-    if body.get("readonly") is True:
-        return True
-    return body.get("packages_and_scopes_permission") == "read-only" and body.get("orgs_permission") in (
-        None, "read-only", "no-access")
-
-
 async def tokens_create(request: Request) -> Response:
+    """`npm token create`: a classic token, or a granular one limited to packages, scopes and orgs
+    (npm 11's ``--packages``, ``--scopes``, ``--orgs``, ``--packages-and-scopes-permission``,
+    ``--orgs-permission``), optionally expiring (``--expires`` days) and bound to ``--cidr`` ranges.
+    Needs the password, and a one-time password when two-factor authentication is on."""
     ident = await require_writer(request, "create tokens", otp_exempt=True)
     body = await read_json(request, ctx(request).settings.max_json_body)
-    for key in ("packages", "scopes", "orgs"):
-        if body.get(key):
-            raise BadRequest(f"Tokens limited to {key} are not supported by this registry yet; "
-                             "create a token for your whole account instead.")
-    if body.get("packages_and_scopes_permission") == "no-access":
-        raise BadRequest("A token without access to packages would be useless.")
+    grants = services.token_grants(body)  # the shape is checked before any password is tried
+    problem = services.expiry_problem(body.get("expires"))
+    if problem:
+        raise BadRequest(problem)
+    services.parse_cidrs(body.get("cidr_whitelist"))
     user = await login.check_password(request, ident.name, body.get("password"), error=login.BAD_PASSWORD)
     mode = tfa.active_mode(user)
     if mode:  # npm: token creation needs a one-time password in either 2FA mode
@@ -154,18 +155,52 @@ async def tokens_create(request: Request) -> Response:
     kind = "automation" if body.get("bypass_2fa") is True else "publish"
     where = origin(request)
     async with ctx(request).db.write() as session:
+        if grants is not None:
+            await _check_granted_names(session, services.password_identity(user), grants)
         token, raw = await services.issue_token(
-            session, user, kind=kind, readonly=_readonly_requested(body), cidr_whitelist=body.get("cidr_whitelist"),
-            name=body.get("name"), expires_days=body.get("expires"), ip=where.ip,
+            session, user, kind=kind, readonly=body.get("readonly") is True,
+            cidr_whitelist=body.get("cidr_whitelist"), name=body.get("name"), expires_days=body.get("expires"),
+            ip=where.ip, description=body.get("description"), grants=grants,
         )
         await audit.record(session, "token:created", actor=ident, origin=where,
                            details={"token": token.id, "kind": kind, "readonly": token.readonly,
-                                    "name": token.name})
+                                    "name": token.name, **_grant_details(token)})
     return _ok(services.token_json(token, raw), 201)
+
+
+async def _check_granted_names(session, user: Identity, grants: services.TokenGrants) -> None:
+    """Every package, scope and org a granular token lists must be one its user can reach; one
+    unknown to the user gets the same answer whether or not it exists (no private name leaks)."""
+    for name in grants.packages or ():
+        package = await registry.get_package(session, name)
+        if (package is None or package.unpublished is not None
+                or not access.at_least(await access.level(session, package, user), "read")):
+            raise BadRequest(f"Unknown package: {name}. A token can only list packages you can read.")
+    for scope in grants.scopes or ():
+        if scope != user.name and not await _member_of(session, scope, user):
+            raise BadRequest(f"Unknown scope: @{scope}. A token can list your own scope (@{user.name}) "
+                             "and those of organizations you belong to.")
+    for org in grants.orgs or ():
+        if not await _member_of(session, org, user):
+            raise BadRequest(f"Unknown organization: {org}. A token can only list organizations you belong to.")
+
+
+async def _member_of(session, org_name: str, user: Identity) -> bool:
+    org = await orgs.get_org(session, org_name)
+    return org is not None and await orgs.role_of(session, org.id, user.user_id) is not None
+
+
+def _grant_details(token) -> dict:
+    if not services.is_granular(token):
+        return {}
+    shown = services.token_json(token)
+    return {k: shown[k] for k in ("packages", "scopes", "packages_and_scopes_permission", "orgs", "orgs_permission")}
 
 
 async def tokens_delete(request: Request) -> Response:
     ident = await require_user(request, "revoke tokens")
+    if is_granular(ident):
+        raise Forbidden("This token is limited to some packages or organizations and cannot revoke tokens.")
     await require_write_otp(request, ident)
     async with ctx(request).db.write() as session:
         token_id = await services.revoke_token(session, ident.user_id, request.path_params["key"])

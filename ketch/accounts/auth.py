@@ -8,6 +8,10 @@ for an account with two-factor authentication they also need a valid ``npm-otp``
 A token's last use (time and IP) is written at most once a minute per token, or sooner when it
 shows up from a new IP address, which is also an audit event (``token:used-from-new-ip``).
 
+Tokens may expire (checked on every use: 401 saying so) and may be limited to CIDR ranges (401 with
+``www-authenticate: ipaddress``, which npm shows as EAUTHIP). Granular tokens carry their package and
+org limits in the :class:`Identity`; :mod:`ketch.registry.access` applies them.
+
 Two-factor rules (npm's documented modes): ``auth-only`` asks for a code at login, token creation,
 password, profile and 2FA changes (the account routes call :func:`require_otp` for those);
 ``auth-and-writes`` also for every write, which :func:`require_writer` enforces through
@@ -77,15 +81,24 @@ async def require_user(request: Request, action: str = "do that") -> Identity:
     return got
 
 
-async def require_writer(request: Request, action: str = "do that", otp_exempt: bool = False) -> Identity:
+async def require_writer(request: Request, action: str = "do that", otp_exempt: bool = False,
+                         account: bool = False) -> Identity:
     """A caller who may change things: not a read-only token and, for ``auth-and-writes`` accounts,
-    with a valid one-time password (unless ``otp_exempt``: star/unstar, non-latest dist-tags)."""
+    with a valid one-time password (unless ``otp_exempt``: star/unstar, non-latest dist-tags).
+    ``account`` changes (profile, email, token revocation) also refuse granular tokens: a token
+    limited to one package must not be able to take over the account, e.g. by changing its email."""
     ident = await require_user(request, action)
     if ident.readonly:
         raise Forbidden("This token is read-only and cannot be used to make changes.")
+    if account and is_granular(ident):
+        raise Forbidden(f"This token is limited to some packages or organizations and cannot be used to {action}.")
     if not otp_exempt:
         await require_write_otp(request, ident)
     return ident
+
+
+def is_granular(ident: Identity) -> bool:
+    return ident.token_limits is not None or ident.org_limits is not None
 
 
 async def require_otp(request: Request, ident: Identity, reason: str, *, allow_automation: bool = True) -> None:
@@ -121,6 +134,17 @@ async def require_org_writer(request: Request, org: str) -> Identity:
         orgs, permission = ident.org_limits
         if org not in orgs or permission != "read-write":
             raise Forbidden(f"This token may not manage the @{org} organisation.")
+    return ident
+
+
+async def require_org_reader(request: Request, org: str, action: str) -> Identity:
+    """A caller whose token may read organisation ``org``'s members and teams (granular tokens
+    need the org in their list, or all orgs, with read-only or read-write)."""
+    ident = await require_user(request, action)
+    if ident.org_limits is not None:
+        orgs, permission = ident.org_limits
+        if org not in orgs or permission == "no-access":
+            raise Forbidden(f"This token may not read the @{org} organisation.")
     return ident
 
 
@@ -165,12 +189,16 @@ async def _bearer(request: Request, raw: str):
     entry = _cached(cache, key)
     if entry is None:
         async with ctx(request).db.read() as session:
-            found = await services.identity_for_token(session, raw)
-        entry = (found[0], found[1].cidr_whitelist, found[1].last_ip, found[1].last_used) if found else False
+            found = await services.token_identity(session, raw)
+        entry = (found[0], found[1].cidr_whitelist, found[1].last_ip, found[1].last_used,
+                 found[1].expires) if found else False
         _store(cache, key, entry, TOKEN_TTL)
     if entry is False:
         return invalid
-    ident, cidrs, last_ip, last_used = entry
+    ident, cidrs, last_ip, last_used, expires = entry
+    if services.expired(expires):  # checked on every use, not only when the cache is filled
+        return _Invalid(Unauthorized(f"This token expired on {services._iso(expires)}. Create a new one with "
+                                     "`npm token create`, or run `npm login` again.", scheme="Bearer"))
     if not services.ip_allowed(cidrs, client_ip(request)):
         return _Invalid(ApiError(401, "This token may not be used from your IP address.",
                                  headers={"www-authenticate": "ipaddress"}))

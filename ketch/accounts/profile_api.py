@@ -57,7 +57,7 @@ async def profile_get(request: Request) -> Response:
 
 
 async def profile_post(request: Request) -> Response:
-    ident = await require_writer(request, "change your profile", otp_exempt=True)
+    ident = await require_writer(request, "change your profile", otp_exempt=True, account=True)
     body = await read_json(request, ctx(request).settings.max_json_body)
     if "tfa" in body:
         return await _tfa(request, ident, body["tfa"])

@@ -7,11 +7,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ketch.accounts import audit
-from ketch.accounts.auth import origin, require_org_writer, require_user
+from ketch.accounts.auth import origin, require_org_reader, require_org_writer, require_user
 from ketch.context import ctx
 from ketch.http.body import read_json
-from ketch.http.errors import BadRequest, NotFound
+from ketch.http.errors import BadRequest, Forbidden, NotFound
 from ketch.orgs import services
+from ketch.registry import access
 from ketch.registry import services as registry
 
 
@@ -34,7 +35,7 @@ async def org_users(request: Request) -> Response:
     name = _org(request)
     c = ctx(request)
     if request.method == "GET":
-        ident = await require_user(request, "list organisation members")
+        ident = await require_org_reader(request, name, "list organisation members")
         async with c.db.read() as session:
             org, _ = await services.visible_org(session, name, ident)
             return JSONResponse(await services.members(session, org.id))
@@ -54,7 +55,7 @@ async def org_teams(request: Request) -> Response:
     name = _org(request)
     c = ctx(request)
     if request.method == "GET":
-        ident = await require_user(request, "list teams")
+        ident = await require_org_reader(request, name, "list teams")
         async with c.db.read() as session:
             org, _ = await services.visible_org(session, name, ident)
             return JSONResponse([f"{org.name}:{t.name}" for t in await services.teams(session, org.id)])
@@ -75,7 +76,7 @@ async def org_packages(request: Request) -> Response:
 
 async def org_audit(request: Request) -> Response:
     """The organisation's audit log, newest first (owners and admins only; Ketch extension)."""
-    ident = await require_user(request, "read the audit log")
+    ident = await require_org_reader(request, _org(request), "read the audit log")
     before = request.query_params.get("before", "")
     async with ctx(request).db.read() as session:
         org, _ = await services.managed_org(session, _org(request), ident)
@@ -95,7 +96,7 @@ async def team_users(request: Request) -> Response:
     name, team = _org(request), request.path_params["team"]
     c = ctx(request)
     if request.method == "GET":
-        ident = await require_user(request, "list team members")
+        ident = await require_org_reader(request, name, "list team members")
         async with c.db.read() as session:
             return JSONResponse(await services.team_members(session, name, ident, team))
     ident = await require_org_writer(request, name)
@@ -112,7 +113,7 @@ async def team_packages(request: Request) -> Response:
     name, team = _org(request), request.path_params["team"]
     c = ctx(request)
     if request.method == "GET":
-        ident = await require_user(request, "list team packages")
+        ident = await require_org_reader(request, name, "list team packages")
         async with c.db.read() as session:
             return JSONResponse(await services.team_packages(session, name, ident, team))
     ident = await require_org_writer(request, name)
@@ -121,14 +122,26 @@ async def team_packages(request: Request) -> Response:
     if not isinstance(package_name, str):
         raise BadRequest("A package name is required.")
     async with c.db.write() as session:
-        package = await registry.get_package(session, package_name)
-        if package is None or package.unpublished is not None:
-            raise NotFound(f"No such package: {package_name}")
+        package = await _grantable_package(session, name, ident, package_name)
         if request.method == "PUT":
             await services.grant(session, name, ident, team, package, body.get("permissions"), origin=origin(request))
         else:
             await services.revoke(session, name, ident, team, package, origin=origin(request))
     return JSONResponse({"ok": True}, status_code=201 if request.method == "PUT" else 200)
+
+
+async def _grantable_package(session, org_name: str, ident, package_name: str):
+    """The package whose team access an org owner or admin is changing. Outsiders get the org's
+    404 before any package lookup, and a package outside the org's scope gets the same answer as
+    one that does not exist, so nobody learns other scopes' private names here. The token must
+    also cover the package: granting access is an admin change to it."""
+    org, _ = await services.managed_org(session, org_name, ident)
+    package = await registry.get_package(session, package_name)
+    if package is None or package.unpublished is not None or package.scope != org.name:
+        raise NotFound(f"No package {package_name} in the @{org.name} scope.")
+    if not access.at_least(await access.level(session, package, ident), "admin"):
+        raise Forbidden(f"This token may not change access to {package_name}.")
+    return package
 
 
 async def user_packages(request: Request) -> Response:

@@ -9,7 +9,9 @@ deprecate) < ``admin`` (unpublish, owners, access and 2FA settings).
 - Members of a team granted the package get ``read`` (read-only) or ``write`` (read-write).
 - A read-only token caps the level at ``read``; a granular token limited to packages or scopes
   caps it at ``read`` (public) or ``none`` (restricted) outside its list, and at its own
-  permission inside it.
+  permission inside it (``read-only`` → ``read``, ``no-access`` → as outside the list).
+- Expired tokens and tokens used outside their CIDR ranges never get here: they are no identity
+  at all (:mod:`ketch.accounts.auth`), so they read like anonymous callers and writes get 401.
 """
 
 from __future__ import annotations
@@ -37,6 +39,19 @@ async def level(session: AsyncSession, package: Package, ident: Identity | None)
     if public and best == "none":
         best = "read"
     return _cap_for_token(package, ident, best, public)
+
+
+async def can_read_hidden(session: AsyncSession, package: Package | None, name: str,
+                          ident: Identity | None) -> bool:
+    """Whether ``ident`` may read ``name``, a package anonymous callers cannot see (restricted) —
+    or, when ``package`` is None because the name does not exist, False after the very same
+    queries on a stand-in, so how long the answer takes does not tell a private package from a
+    missing one (catalogue C02). Callers must do the same lookups before it in both cases."""
+    if package is None:
+        scope = name[1:].split("/", 1)[0] if name.startswith("@") and "/" in name else None
+        await level(session, Package(id=0, name=name, scope=scope, access="restricted"), ident)
+        return False
+    return at_least(await level(session, package, ident), "read")
 
 
 async def _user_level(session: AsyncSession, package: Package, ident: Identity) -> str:
