@@ -224,3 +224,34 @@ def _report(problems: list[str], what: str) -> None:
 
 def main() -> None:
     app()
+
+
+@app.command()
+def reindex(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: ConfigFile = None) -> None:
+    """Rebuild the search index and the download roll-ups and dependents from the database
+    (safe while the registry serves)."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ketch.db import Database
+    from ketch.search import reindex as search_reindex
+    from ketch.stats import reindex as stats_reindex
+
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url)
+    prepare(settings)
+    columns = (TextColumn("{task.description:<22}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+
+    async def run() -> int:
+        db = Database(settings.resolved_database_url)
+        try:
+            with Progress(*columns, console=console) as bar:
+                stats = bar.add_task("downloads, dependents", total=None)
+                await stats_reindex.run(db, lambda done, total: bar.update(stats, completed=done, total=total))
+                search = bar.add_task("search index", total=None)
+                return await search_reindex.run(db, lambda done, total: bar.update(search, completed=done, total=total))
+        finally:
+            await db.dispose()
+
+    count = asyncio.run(run())
+    console.print(f"[green]reindexed {count} packages[/green]")

@@ -7,12 +7,8 @@ name arrives percent-decoded (``@scope%2fname`` → ``@scope/name``) and so span
 from __future__ import annotations
 
 import asyncio
-import gzip
-from collections import OrderedDict
-from email.utils import format_datetime
 
 import orjson
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -24,14 +20,13 @@ from ketch.context import base_url, ctx
 from ketch.http.body import read_json
 from ketch.http.errors import ApiError, BadRequest, NotFound, not_found
 from ketch.ops.metrics import PUBLISHES
-from ketch.registry import names, services
-from ketch.registry.models import Package, Packument
+from ketch.registry import access, names, services
+from ketch.registry.fastpath import Entry, PackumentCache, packument_matches, validator_headers
 from ketch.registry.packument import splice_base
 from ketch.registry.publish import BadPublish, check_contents, parse_publish
+from ketch.stats.counter import count as count_download
 
 ABBREVIATED_TYPE = "application/vnd.npm.install-v1+json"
-_GZIP_MIN = 1400
-_GZIP_CACHE_SIZE = 512
 
 
 def _ok(extra: dict | None = None, status: int = 200) -> Response:
@@ -101,85 +96,58 @@ def _unroutable(request: Request) -> Response:
 
 # -- reads ------------------------------------------------------------------------------------
 
-class _GzipCache:
-    """Compressed bodies keyed by (name, etag, kind, base): correct across nodes because the ETag
-    comes from the database on every request."""
+async def _readable_entry(request: Request, name: str) -> Entry | None:
+    """The cached documents of ``name`` if the caller may read them (None: answer 404).
 
-    def __init__(self, size: int):
-        self.size = size
-        self.items: OrderedDict = OrderedDict()
-
-    def get(self, key, body: bytes) -> bytes:
-        hit = self.items.get(key)
-        if hit is not None:
-            self.items.move_to_end(key)
-            return hit
-        packed = gzip.compress(body, compresslevel=6, mtime=0)
-        self.items[key] = packed
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
-        return packed
-
-
-def _gzip_cache(request: Request) -> _GzipCache:
-    caches = ctx(request).caches
-    if "gzip" not in caches:
-        caches["gzip"] = _GzipCache(_GZIP_CACHE_SIZE)
-    return caches["gzip"]
+    A missing name and a private one the caller may not read cost the same work — identify the
+    caller, look the package up, check access (on a stand-in when missing) — so timing does not
+    reveal which names exist (catalogue C02).
+    """
+    c = ctx(request)
+    entry = await c.caches["packuments"].get(name)
+    if entry.etag is not None and entry.access != "restricted":
+        return entry
+    ident = await identify(request)
+    async with c.db.read() as session:
+        package = await services.get_package(session, name)
+        if entry.etag is None:  # no documents: never published, or every version unpublished
+            package = None
+        if not await access.can_read_hidden(session, package, name, ident):
+            return None
+    return entry
 
 
 async def get_packument(request: Request, name: str) -> Response:
+    """The slow path's packument: private packages (after an access check), ``?write=true`` and HEAD.
+
+    Documents come from the same proven-fresh cache and renderer as the hot path, so both paths
+    answer with the same bytes and headers (except ``private`` caching for restricted packages).
+    """
     write = "write" in request.query_params
     abbreviated = ABBREVIATED_TYPE in request.headers.get("accept", "") and not write
-    column = Packument.abbreviated if abbreviated else Packument.full
-    c = ctx(request)
-    async with c.db.read() as session:
-        row = (await session.execute(
-            select(Packument.package_id, Packument.etag, Packument.modified, Packument.access, column)
-            .where(Packument.name == name))).first()
-        if row is None:
-            return not_found()
-        package_id, etag, modified, access, document = row
-        if access == "restricted":
-            ident = await identify(request)
-            package = await session.get(Package, package_id)
-            if ident is None or package is None or not await services.can_read(session, package, ident):
-                return not_found()
-    kind = "a" if abbreviated else "f"
-    etag_header = f'W/"{etag}{kind}"'
-    headers = {
-        "etag": etag_header,
-        "last-modified": format_datetime(modified, usegmt=True),
-        "cache-control": "private, no-cache" if access == "restricted" else "public, no-cache",
-        "vary": "accept, accept-encoding, authorization",
-    }
+    entry = await _readable_entry(request, name)
+    if entry is None:
+        return not_found()
+    private = entry.access == "restricted"
     inm = request.headers.get("if-none-match")
-    if inm and not write and (etag_header in inm or f'"{etag}{kind}"' in inm):
-        return Response(status_code=304, headers=headers)
-    base = base_url(request)
-    body = splice_base(document, base)
-    if len(body) >= _GZIP_MIN and "gzip" in request.headers.get("accept-encoding", ""):
-        body = _gzip_cache(request).get((name, etag, kind, base), body)
-        headers["content-encoding"] = "gzip"
-    media = ABBREVIATED_TYPE if abbreviated else "application/json"
-    if request.method == "HEAD":
-        headers["content-length"] = str(len(body))
-        return Response(status_code=200, headers=headers, media_type=media)
-    return Response(body, headers=headers, media_type=media)
+    if inm and not write and packument_matches(entry, abbreviated, inm.encode("latin-1")):
+        response = Response(status_code=304)
+        response.raw_headers = validator_headers(entry, abbreviated, private)
+        return response
+    cache: PackumentCache = ctx(request).caches["packuments"]
+    headers, body = cache.render(entry, abbreviated, base_url(request).encode(),
+                                 "gzip" in request.headers.get("accept-encoding", ""), private=private)
+    response = Response(b"" if request.method == "HEAD" else body)
+    response.raw_headers = list(headers)  # content-length stays the GET body's, as HEAD requires
+    return response
 
 
 async def get_version(request: Request, name: str, spec: str) -> Response:
     """`GET /<name>/<version or dist-tag>`: one version's document (pnpm asks for /<name>/latest)."""
-    c = ctx(request)
-    ident = await identify(request)
-    async with c.db.read() as session:
-        package = await services.get_package(session, name)
-        if package is None or package.unpublished is not None or not await services.can_read(session, package, ident):
-            return not_found()
-        document = (await session.execute(select(Packument.full).where(Packument.package_id == package.id))).scalar()
-    if document is None:
+    entry = await _readable_entry(request, name)
+    if entry is None:
         return not_found()
-    doc = orjson.loads(splice_base(document, base_url(request)))
+    doc = orjson.loads(splice_base(entry.full, base_url(request)))
     version = doc["dist-tags"].get(spec, spec)
     manifest = doc["versions"].get(version)
     if manifest is None:
@@ -188,18 +156,18 @@ async def get_version(request: Request, name: str, spec: str) -> Response:
 
 
 async def get_tarball(request: Request, name: str, filename: str) -> Response:
-    c = ctx(request)
-    ident = await identify(request)
-    async with c.db.read() as session:
-        found = await services.tarball_blob(session, name, filename, ident)
-    if found is None:
+    entry = await _readable_entry(request, name)
+    key = entry.tarballs.get(filename) if entry is not None else None
+    if key is None:
         return not_found()
-    key, private = found
+    private = entry.access == "restricted"
     headers = {"cache-control": "private, max-age=31536000, immutable" if private
                else "public, max-age=31536000, immutable"}
+    c = ctx(request)
     response = await c.blobs.response(key, headers)
     if response is None:
         raise ApiError(503, "The tarball is temporarily unavailable.", headers={"retry-after": "5"})
+    count_download(c, request.scope, name, filename)
     return response
 
 

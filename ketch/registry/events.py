@@ -10,8 +10,14 @@ from __future__ import annotations
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from ketch.registry.models import Package
+from ketch.registry.packument import PackageRows
+from ketch.stats import dependents
 
 
-async def package_changed(session: AsyncSession, package: Package) -> None:
-    """``package`` was changed in this transaction (``package.unpublished`` is set when it is gone)."""
-    return None
+async def package_changed(session: AsyncSession, package: Package, rows: PackageRows | None) -> None:
+    """``package`` was changed in this transaction; ``rows`` are its live rows as the packument is
+    built from them (None when the package is unpublished), loaded once for every listener."""
+    await dependents.update(session, package, rows)
+    from ketch.search import index as search_index  # imported here: the search index reads registry rows
+
+    await search_index.update(session, package, rows)

@@ -19,9 +19,10 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from ketch.blobs import BlobStoreUnavailable
 from ketch.context import safe_host
 from ketch.db.changes import BatchedEtags
-from ketch.ops.metrics import PACKUMENT_CACHE
+from ketch.ops.metrics import PACKUMENT_CACHE, TALLY
 from ketch.registry.models import Packument, Version
 from ketch.registry.packument import splice_base
+from ketch.stats.counter import count as count_download
 
 ABBREVIATED_TYPE = b"application/vnd.npm.install-v1+json"
 _GZIP_MIN = 1400
@@ -32,7 +33,8 @@ CACHE_MISSES = PACKUMENT_CACHE.labels("miss")
 
 
 class Entry:
-    __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "rendered", "size")
+    __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "rendered", "size",
+                 "hidden")
 
     def __init__(self, token, etag=None, modified=b"", access="public", full=b"", abbreviated=b"", tarballs=None):
         self.token = token
@@ -44,6 +46,8 @@ class Entry:
         self.tarballs = tarballs or {}
         self.rendered: dict = {}
         self.size = len(full) + len(abbreviated) + 200
+        # Missing or private: what anonymous callers cannot tell apart (one flag, the same test for both).
+        self.hidden = etag is None or access != "public"
 
 
 class PackumentCache:
@@ -54,27 +58,22 @@ class PackumentCache:
         self.max_bytes = max_bytes
         self.bytes = 0
         self.entries: OrderedDict[str, Entry] = OrderedDict()
-        self.validator = None if db.changes is not None else BatchedEtags(self._current_etags)
-
-    async def _current_etags(self, names: list[str]) -> dict[str, str]:
-        async with self.db.engine.connect() as conn:
-            rows = await conn.execute(select(Packument.name, Packument.etag).where(Packument.name.in_(names)))
-            return dict(rows.all())
+        self.validator = None if db.changes is not None else BatchedEtags(db.packument_etags)
 
     async def get(self, name: str) -> Entry:
         entry = self.entries.get(name)
         if self.validator is None:
             token = self.db.changes.token(name)
             if entry is not None and entry.token == token:
-                CACHE_HITS.inc()
+                TALLY.inc(CACHE_HITS)
                 return entry
         else:
             token = None
             current = await self.validator.etag(name)
             if entry is not None and entry.etag == current:
-                CACHE_HITS.inc()
+                TALLY.inc(CACHE_HITS)
                 return entry
-        CACHE_MISSES.inc()
+        TALLY.inc(CACHE_MISSES)
         entry = await self._load(name, token)
         self._store(name, entry)
         return entry
@@ -104,18 +103,17 @@ class PackumentCache:
             _, evicted = self.entries.popitem(last=False)
             self.bytes -= evicted.size
 
-    def render(self, entry: Entry, abbreviated: bool, base: bytes, gzip_ok: bool) -> tuple[list, bytes]:
-        key = (abbreviated, base, gzip_ok)
+    def render(self, entry: Entry, abbreviated: bool, base: bytes, gzip_ok: bool,
+               private: bool = False) -> tuple[list, bytes]:
+        key = (abbreviated, base, gzip_ok, private)
         hit = entry.rendered.get(key)
         if hit is not None:
             return hit
         body = splice_base(entry.abbreviated if abbreviated else entry.full, base.decode())
         headers = [
             (b"content-type", ABBREVIATED_TYPE if abbreviated else _JSON),
-            (b"etag", _etag(entry, abbreviated)),
             (b"last-modified", entry.modified),
-            (b"cache-control", b"public, no-cache"),
-            (b"vary", b"accept, accept-encoding, authorization"),
+            *validator_headers(entry, abbreviated, private),
         ]
         if gzip_ok and len(body) >= _GZIP_MIN:
             body = gzip.compress(body, compresslevel=6, mtime=0)
@@ -126,6 +124,18 @@ class PackumentCache:
             entry.size += len(body)
             self.bytes += len(body)
         return headers, body
+
+
+def validator_headers(entry: Entry, abbreviated: bool, private: bool = False) -> list[tuple[bytes, bytes]]:
+    """What a 200 and a 304 of a packument both carry."""
+    return [(b"etag", _etag(entry, abbreviated)),
+            (b"cache-control", b"private, no-cache" if private else b"public, no-cache"),
+            (b"vary", b"accept, accept-encoding, authorization")]
+
+
+def packument_matches(entry: Entry, abbreviated: bool, if_none_match: bytes) -> bool:
+    etag = _etag(entry, abbreviated)
+    return etag in if_none_match or etag[2:] in if_none_match
 
 
 def _etag(entry: Entry, abbreviated: bool) -> bytes:
@@ -162,14 +172,13 @@ class FastPath:
             entry = await cache.get(name)
         except UNAVAILABLE:
             return await _unavailable(send)
-        plain = not rest or (len(rest) == 2 and rest[0] == "-")
-        if entry.etag is None or (entry.access != "public" and plain and not _has_auth(scope)):
-            # Missing, or private and the caller is anonymous: the same bytes either way.
-            if plain:
-                return await _not_found(send)
-            return await self.app(scope, receive, send)
-        if entry.access != "public":
-            return await self.app(scope, receive, send)
+        # Missing and private names take the same steps (catalogue C02: timing must not tell them
+        # apart): an anonymous caller gets the same 404 at once, whatever the path; a signed-in
+        # caller goes to the app, which does the same lookups for both before it answers.
+        if entry.hidden:
+            if _has_auth(scope):
+                return await self.app(scope, receive, send)
+            return await _not_found(send)
         if not rest:
             return await self._packument(scope, send, cache, entry, ctx)
         if len(rest) == 2 and rest[0] == "-":
@@ -182,6 +191,7 @@ class FastPath:
                 return await _unavailable(send)
             if response is None:
                 return await _unavailable(send)
+            count_download(ctx, scope, name, rest[1])
             return await response(scope, receive, send)
         return await self.app(scope, receive, send)
 
@@ -197,10 +207,8 @@ class FastPath:
             elif key == b"host":
                 host = value
         abbreviated = ABBREVIATED_TYPE in accept
-        etag = _etag(entry, abbreviated)
-        if inm and (etag in inm or etag[2:] in inm):
-            return await _send(send, 304, [(b"etag", etag), (b"cache-control", b"public, no-cache"),
-                                           (b"vary", b"accept, accept-encoding, authorization")], b"")
+        if inm and packument_matches(entry, abbreviated, inm):
+            return await _send(send, 304, validator_headers(entry, abbreviated), b"")
         base = _base(scope, host, ctx.settings)
         headers, body = cache.render(entry, abbreviated, base, b"gzip" in encoding)
         await _send(send, 200, headers, body)

@@ -105,10 +105,13 @@ async def rebuild(session: AsyncSession, package: Package) -> packument.Built | 
     """Recompute and store the packuments of ``package`` (inside the caller's transaction)."""
     touch(session, package.name)
     await session.execute(delete(Packument).where(Packument.package_id == package.id))
-    await events.package_changed(session, package)
     if package.unpublished is not None:
+        await events.package_changed(session, package, None)
         return None
-    built = packument.build(await load_rows(session, package))
+    await session.flush()  # pending version/dist-tag rows must be visible to the loads below
+    rows = await load_rows(session, package)
+    await events.package_changed(session, package, rows)
+    built = packument.build(rows)
     session.add(Packument(package_id=package.id, name=package.name, etag=built.etag, modified=package.modified,
                           access=package.access, full=built.full, abbreviated=built.abbreviated))
     await session.flush()
@@ -437,26 +440,6 @@ async def starred_by(session: AsyncSession, username: str, ident: Identity | Non
         select(Package).join(Star, Star.package_id == Package.id).join(User, User.id == Star.user_id)
         .where(User.name == username, Package.unpublished.is_(None)).order_by(Package.name))
     return [p.name for p in rows.scalars() if await can_read(session, p, ident)]
-
-
-async def tarball_blob(session: AsyncSession, name: str, filename: str,
-                       ident: Identity | None) -> tuple[str, bool] | None:
-    """(blob key, is private) of the live version whose tarball file is ``filename``, if the caller may read it."""
-    unscoped = name.rsplit("/", 1)[-1]
-    if not filename.startswith(unscoped + "-") or not filename.endswith(".tgz"):
-        return None
-    number = filename[len(unscoped) + 1:-4]
-    row = (await session.execute(
-        select(Version, Package).join(Package, Package.id == Version.package_id)
-        .where(Package.name == name, Version.version == number, Version.unpublished.is_(None),
-               Package.unpublished.is_(None)))).first()
-    if row is None:
-        return None
-    version, package = row
-    if not await can_read(session, package, ident):
-        return None
-    return version.blob_key, package.access == "restricted"
-
 
 
 # -- access (npm access …) ---------------------------------------------------------------------
