@@ -1,6 +1,7 @@
 """ASGI application factory: mounts each domain's routes in a fixed order, plus lifespan and errors.
 
-Layers, outermost first: Observability (metrics, access log) → FastPath (public package reads
+Layers, outermost first: Observability (metrics, access log) → WebPages (browser pages on package
+URLs, see ketch.web.layer) → FastPath (public package reads
 from the in-process cache) → Starlette (every other route).
 """
 
@@ -9,11 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 
 from starlette.applications import Starlette
 
 from ketch.accounts import api as accounts_api
 from ketch.accounts import views as accounts_views
+from ketch.accounts import web_routes as account_pages
 from ketch.blobs import open_blob_store
 from ketch.config import Settings
 from ketch.context import Context
@@ -25,9 +28,16 @@ from ketch.ops.metrics import DB_POOL
 from ketch.ops.observe import Observability
 from ketch.registry import api as registry_api
 from ketch.registry.fastpath import FastPath, PackumentCache
+from ketch.search import api as search_api
+from ketch.stats import api as stats_api
+from ketch.stats import counter as stats_counter
+from ketch.web import views as web_views
+from ketch.web.layer import WebPages
 
 log = logging.getLogger("ketch")
 POOL_SAMPLE_SECONDS = 5
+BACKGROUND_DRAIN_SECONDS = 5
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 def create_app(settings: Settings | None = None) -> Observability:
@@ -42,10 +52,16 @@ def create_app(settings: Settings | None = None) -> Observability:
         app.state.ketch = Context(settings=settings, db=db, blobs=open_blob_store(settings))
         app.state.ketch.caches["packuments"] = PackumentCache(db, settings.packument_cache_mb * 1024 * 1024)
         sampler = asyncio.get_running_loop().create_task(_sample_pool(db))
+        downloads = stats_counter.start(app.state.ketch)
         try:
             yield
         finally:
+            # The server calls this only after its requests in flight have finished (granian drains
+            # them first). What they started in the background (token bookkeeping, emails) still
+            # needs the database, so it gets a bounded time before the pool goes.
             sampler.cancel()
+            await downloads.stop()  # before the drain below, which would otherwise wait on its loop
+            await _drain_background(BACKGROUND_DRAIN_SECONDS, skip={sampler})
             observed.flush()
             await db.dispose()
 
@@ -53,13 +69,41 @@ def create_app(settings: Settings | None = None) -> Observability:
         *ops_api.routes,
         *accounts_api.routes,
         *accounts_views.routes,
+        *account_pages.routes,
         *orgs_api.routes,
+        *search_api.routes,
+        *stats_api.routes,
+        *web_views.routes,
         *registry_api.routes,
         registry_api.package_route,  # last: every other path is a package name
     ]
     starlette = Starlette(routes=routes, lifespan=lifespan, exception_handlers=exception_handlers())
-    observed = Observability(FastPath(starlette), access_log=settings.access_log)
+    observed = Observability(WebPages(FastPath(starlette)), access_log=settings.access_log)
     return observed
+
+
+def _is_ketch_task(task: asyncio.Task) -> bool:
+    code = getattr(task.get_coro(), "cr_code", None)
+    return code is not None and code.co_filename.startswith(_PACKAGE_DIR)
+
+
+async def _drain_background(timeout: float, skip: set[asyncio.Task] = frozenset()) -> None:
+    """Wait up to ``timeout`` seconds for Ketch's own fire-and-forget tasks, then cancel the rest."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    me = asyncio.current_task()
+    while True:
+        pending = {t for t in asyncio.all_tasks() if t is not me and t not in skip and not t.done()
+                   and _is_ketch_task(t)}
+        remaining = deadline - asyncio.get_running_loop().time()
+        if not pending:
+            return
+        if remaining <= 0:
+            for task in pending:
+                log.warning("shutdown: cancelling unfinished background task %s", task.get_coro().__qualname__)
+                task.cancel()
+            await asyncio.wait(pending, timeout=1)
+            return
+        await asyncio.wait(pending, timeout=remaining)
 
 
 async def _sample_pool(db: Database) -> None:

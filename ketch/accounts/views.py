@@ -2,6 +2,9 @@
 step asking for the one-time password of a two-factor account), plus the emailed-link pages of
 :mod:`ketch.accounts.email_views`.
 
+A browser already logged in to the website approves with one click (its session passed the
+password and second factor at login); anyone else logs in on the page itself.
+
 The second step never puts the password back into the page: after the password is accepted, the
 form carries a single-use, 10-minute secret bound to the user and to this login request.
 """
@@ -12,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch.accounts import audit, email_views, links, login, services, tfa
+from ketch.accounts import audit, email_views, links, login, services, tfa, web_session
 from ketch.accounts.auth import origin
-from ketch.accounts.pages import csrf_ok, field, form, render
+from ketch.accounts.pages import csrf_ok, field, form, load_user, render
 from ketch.context import ctx
 from ketch.http.errors import ApiError
 
@@ -39,6 +42,7 @@ async def web_login_page(request: Request) -> Response:
         pending = await services.get_web_login(session, login_id)
     if pending is None:
         return _page(request, 404, error=EXPIRED, action="", done=False, create=False)
+    me = await web_session.current_identity(request)
     if request.method == "GET":
         return _page(request, create=pending.create, done=pending.user_id is not None)
 
@@ -46,6 +50,13 @@ async def web_login_page(request: Request) -> Response:
     if not csrf_ok(request, data):
         return _page(request, 403, error="Your session expired; please submit the form again.",
                      create=pending.create, done=False)
+    if field(data, "approve") and me is not None:
+        user = await load_user(request, me)
+        try:
+            await _approve(request, login_id, user, via="web+session")
+        except ApiError as e:
+            return _error_page(request, e, create=False, done=False)
+        return _page(request, done=True, username=user.name, create=False, action="")
     if field(data, "step"):
         return await _otp_step(request, login_id, data)
     username = field(data, "username").strip()
@@ -88,13 +99,13 @@ async def _otp_step(request: Request, login_id: str, data) -> Response:
     return _page(request, done=True, username=user.name, create=False, action="")
 
 
-async def _approve(request: Request, login_id: str, user) -> None:
+async def _approve(request: Request, login_id: str, user, via: str = "web") -> None:
     async with ctx(request).db.write() as session:
         pending = await services.get_web_login(session, login_id)
         if pending is None:
             raise ApiError(404, EXPIRED)
         await services.approve_web_login(session, pending, user)
-        await audit.record(session, "login", actor=user, origin=origin(request), details={"via": "web"})
+        await audit.record(session, "login", actor=user, origin=origin(request), details={"via": via})
 
 
 routes = [Route("/-/web/login/{login_id}", web_login_page, methods=["GET", "POST"]), *email_views.routes]

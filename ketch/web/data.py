@@ -1,0 +1,132 @@
+"""Reads the website needs that no domain service offers yet (all read-only, all small).
+
+They read other domains' tables directly, which the layering rules reserve for services: each is
+a candidate to move into its domain's ``services.py`` (noted in the issue's hand-over). Access
+rules are never decided here: private packages are filtered with ``registry.services.can_read``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from ketch.accounts.models import User
+from ketch.orgs.models import Org, OrgMember, Team, TeamMember
+from ketch.registry.models import Package, Version
+from ketch.search.models import SearchDocument as Doc
+from ketch.stats import periods, services as stats
+
+SPARK_WEEKS = 52
+STATS_TTL = 60.0  # seconds a package's download figures are reused on the page
+_MAX_STATS = 10_000
+
+
+async def recently_updated(session: AsyncSession, limit: int = 10) -> list[Doc]:
+    rows = await session.execute(select(Doc).where(Doc.access != "restricted").order_by(Doc.updated.desc())
+                                 .limit(limit))
+    return list(rows.scalars())
+
+
+async def most_downloaded(session: AsyncSession, limit: int = 10) -> list[Doc]:
+    rows = await session.execute(select(Doc).where(Doc.access != "restricted")
+                                 .order_by(Doc.weekly_downloads.desc(), Doc.popularity.desc(), Doc.name).limit(limit))
+    return list(rows.scalars())
+
+
+async def public_package_count(session: AsyncSession) -> int:
+    return (await session.execute(select(func.count()).select_from(Doc).where(Doc.access != "restricted"))).scalar_one()
+
+
+async def summaries(session: AsyncSession, names: list[str]) -> dict[str, Doc]:
+    """Search-index rows (description, latest version, dates) of ``names``; the caller has already
+    checked that the viewer may see each of them."""
+    if not names:
+        return {}
+    rows = await session.execute(select(Doc).where(Doc.name.in_(names)))
+    return {d.name: d for d in rows.scalars()}
+
+
+async def version_readme(session: AsyncSession, package_id: int, version: str) -> tuple[str | None, str | None]:
+    row = (await session.execute(
+        select(Version.readme, Version.readme_filename)
+        .where(Version.package_id == package_id, Version.version == version, Version.unpublished.is_(None)))).first()
+    return (row[0], row[1]) if row else (None, None)
+
+
+async def package_id(session: AsyncSession, name: str) -> int | None:
+    return (await session.execute(select(Package.id).where(Package.name == name))).scalar_one_or_none()
+
+
+async def live_user(session: AsyncSession, name: str) -> User | None:
+    user = (await session.execute(select(User).where(User.name == name))).scalar_one_or_none()
+    return None if user is None or user.deleted is not None else user
+
+
+async def orgs_of(session: AsyncSession, user_id: int) -> list[tuple[str, str]]:
+    rows = await session.execute(select(Org.name, OrgMember.role).join(OrgMember, OrgMember.org_id == Org.id)
+                                 .where(OrgMember.user_id == user_id).order_by(Org.name))
+    return [(n, r) for n, r in rows.all()]
+
+
+async def team_sizes(session: AsyncSession, team_ids: list[int]) -> dict[int, int]:
+    if not team_ids:
+        return {}
+    rows = await session.execute(select(TeamMember.team_id, func.count()).where(TeamMember.team_id.in_(team_ids))
+                                 .group_by(TeamMember.team_id))
+    return dict(rows.all())
+
+
+async def teams_of(session: AsyncSession, org_id: int) -> list[Team]:
+    return list((await session.execute(select(Team).where(Team.org_id == org_id).order_by(Team.name))).scalars())
+
+
+# -- download figures ------------------------------------------------------------------------------
+
+class DownloadFigures:
+    __slots__ = ("weekly", "weeks", "dependents")
+
+    def __init__(self, weekly: int, weeks: list[int], dependents: int):
+        self.weekly = weekly
+        self.weeks = weeks
+        self.dependents = dependents
+
+    def sparkline(self, width: int = 100, height: int = 30) -> tuple[str, str] | None:
+        """(polyline points, polygon points) in a ``0 0 width height`` box, or None with no data."""
+        if not any(self.weeks):
+            return None
+        top = max(self.weeks)
+        step = width / max(1, len(self.weeks) - 1)
+        pts = [(round(i * step, 2), round(height - 1 - (n / top) * (height - 2), 2)) for i, n in enumerate(self.weeks)]
+        line = " ".join(f"{x},{y}" for x, y in pts)
+        return line, f"0,{height} {line} {width},{height}"
+
+
+async def download_figures(caches: dict, session_factory, name: str) -> DownloadFigures:
+    """Weekly downloads, a year of weekly sums and the public dependents count of ``name``, reused
+    for :data:`STATS_TTL` seconds (counts change once a flush lands; a minute late is fine)."""
+    store: dict = caches.setdefault("web-downloads", {})
+    now = time.monotonic()
+    hit = store.get(name)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    today = periods.today()
+    period = periods.last_days(SPARK_WEEKS * 7, today)
+    async with session_factory() as session:
+        days = (await stats.package_days(session, [name], period))[name]
+        dependents = (await stats.dependent_counts(session, [name]))[name]
+    weeks = []
+    for w in range(SPARK_WEEKS):
+        start = period.start + timedelta(days=7 * w)
+        weeks.append(sum(days.get(start + timedelta(days=d), 0) for d in range(7)))
+    figures = DownloadFigures(weeks[-1], weeks, dependents)
+    if len(store) >= _MAX_STATS:
+        store.clear()
+    store[name] = (now + STATS_TTL, figures)
+    return figures
+
+
+async def version_downloads(session: AsyncSession, name: str) -> dict[str, int]:
+    return await stats.version_totals(session, name, periods.last_days(7, periods.today()))
