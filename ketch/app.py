@@ -18,6 +18,7 @@ from ketch.accounts import api as accounts_api
 from ketch.accounts import views as accounts_views
 from ketch.accounts import web_routes as account_pages
 from ketch.blobs import open_blob_store
+from ketch.blobs.cache import BlobCache
 from ketch.config import Settings
 from ketch.context import Context
 from ketch.db import Database
@@ -51,6 +52,7 @@ def create_app(settings: Settings | None = None) -> Observability:
             db.changes.bump_epoch()  # a restarted worker must not leave others trusting old copies
         app.state.ketch = Context(settings=settings, db=db, blobs=open_blob_store(settings))
         app.state.ketch.caches["packuments"] = PackumentCache(db, settings.packument_cache_mb * 1024 * 1024)
+        app.state.ketch.caches["tarballs"] = BlobCache(settings.blob_cache_mb * 1024 * 1024)
         sampler = asyncio.get_running_loop().create_task(_sample_pool(db))
         downloads = stats_counter.start(app.state.ketch)
         try:

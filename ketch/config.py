@@ -51,8 +51,8 @@ class Settings(BaseSettings):
     s3_region: str | None = Field(default=None, description="S3 region (else AWS_REGION, then us-east-1).")
     s3_redirect: bool = Field(default=False, description="Answer tarball GETs with a redirect to a presigned URL.")
     s3_presign_expiry: int = Field(default=300, description="Seconds a presigned tarball URL stays valid.")
-    blob_cache_mb: int = Field(default=64, description="Per-process memory for recently served tarballs "
-                               "of up to 1 MB from S3 (0 turns it off).")
+    blob_cache_mb: int = Field(default=64, description="Per-process memory for recently served public "
+                               "tarballs of up to 1 MB, and as much again with S3 for every tarball (0 turns both off).")
     host: str = "127.0.0.1"
     port: int = 4873
     workers: int = 1

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import re
-from collections import OrderedDict
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -36,6 +35,7 @@ from obstore.store import S3Store
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 from ketch.blobs import BlobStoreUnavailable
+from ketch.blobs.cache import BlobCache
 
 OCTET_STREAM = "application/octet-stream"
 _NOT_FOUND = (FileNotFoundError, NotFoundError)  # obstore raises the builtin for a 404
@@ -67,43 +67,6 @@ def _short(error: BaseException) -> str:
     text = str(error).strip().splitlines()
     line = text[0] if text else type(error).__name__
     return line if len(line) <= 300 else line[:297] + "..."
-
-
-class BlobCache:
-    """Recently served small blobs of this process, bounded by bytes (least recently used go first).
-
-    A tarball GET from the bucket costs a network round trip and far more CPU than sending bytes
-    from memory (1,000 vs 12,000 small tarballs/s on the 2-core dev box); installs fetch the same
-    popular versions over and over.
-    """
-
-    def __init__(self, max_bytes: int, max_item: int = 1024 * 1024):
-        self.max_bytes = max_bytes
-        self.max_item = min(max_item, max_bytes // 8)
-        self.bytes = 0
-        self._items: OrderedDict[str, tuple[bytes, dict[str, str]]] = OrderedDict()
-
-    def fits(self, size: int) -> bool:
-        return size <= self.max_item
-
-    def get(self, key: str) -> tuple[bytes, dict[str, str]] | None:
-        item = self._items.get(key)
-        if item is not None:
-            self._items.move_to_end(key)
-        return item
-
-    def put(self, key: str, body: bytes, headers: dict[str, str]) -> None:
-        self.discard(key)
-        self._items[key] = (body, headers)
-        self.bytes += len(body)
-        while self.bytes > self.max_bytes:
-            _, (old, _) = self._items.popitem(last=False)
-            self.bytes -= len(old)
-
-    def discard(self, key: str) -> None:
-        item = self._items.pop(key, None)
-        if item is not None:
-            self.bytes -= len(item[0])
 
 
 class S3BlobStore:

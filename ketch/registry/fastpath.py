@@ -17,6 +17,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from ketch.blobs import BlobStoreUnavailable
+from ketch.blobs.cache import BlobCache
 from ketch.context import safe_host
 from ketch.db.changes import BatchedEtags
 from ketch.ops.metrics import PACKUMENT_CACHE, TALLY
@@ -33,17 +34,19 @@ CACHE_MISSES = PACKUMENT_CACHE.labels("miss")
 
 
 class Entry:
-    __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "rendered", "size",
-                 "hidden")
+    __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "sizes", "rendered",
+                 "size", "hidden")
 
-    def __init__(self, token, etag=None, modified=b"", access="public", full=b"", abbreviated=b"", tarballs=None):
+    def __init__(self, token, etag=None, modified=b"", access="public", full=b"", abbreviated=b"", tarballs=None,
+                 sizes=None):
         self.token = token
         self.etag = etag
         self.modified = modified
         self.access = access
         self.full = full
         self.abbreviated = abbreviated
-        self.tarballs = tarballs or {}
+        self.tarballs = tarballs or {}  # file name -> blob key
+        self.sizes = sizes or {}  # file name -> bytes
         self.rendered: dict = {}
         self.size = len(full) + len(abbreviated) + 200
         # Missing or private: what anonymous callers cannot tell apart (one flag, the same test for both).
@@ -87,11 +90,15 @@ class PackumentCache:
                 return Entry(token)
             package_id, etag, modified, access, full, abbreviated = row
             versions = await session.execute(
-                select(Version.version, Version.blob_key)
+                select(Version.version, Version.blob_key, Version.size)
                 .where(Version.package_id == package_id, Version.unpublished.is_(None)))
             unscoped = name.rsplit("/", 1)[-1]
-            tarballs = {f"{unscoped}-{v}.tgz": key for v, key in versions.all()}
-        return Entry(token, etag, format_datetime(modified, usegmt=True).encode(), access, full, abbreviated, tarballs)
+            tarballs, sizes = {}, {}
+            for v, key, size in versions.all():
+                tarballs[f"{unscoped}-{v}.tgz"] = key
+                sizes[f"{unscoped}-{v}.tgz"] = size
+        return Entry(token, etag, format_datetime(modified, usegmt=True).encode(), access, full, abbreviated,
+                     tarballs, sizes)
 
     def _store(self, name: str, entry: Entry) -> None:
         old = self.entries.pop(name, None)
@@ -185,6 +192,9 @@ class FastPath:
             key = entry.tarballs.get(rest[1])
             if key is None:
                 return await _not_found(send)
+            hot: BlobCache | None = ctx.caches.get("tarballs")
+            if hot is not None and hot.fits(entry.sizes.get(rest[1], hot.max_item + 1)):
+                return await self._small_tarball(scope, send, ctx, hot, key, name, rest[1])
             try:
                 response = await ctx.blobs.response(key, {"cache-control": "public, max-age=31536000, immutable"})
             except BlobStoreUnavailable:
@@ -194,6 +204,24 @@ class FastPath:
             count_download(ctx, scope, name, rest[1])
             return await response(scope, receive, send)
         return await self.app(scope, receive, send)
+
+    async def _small_tarball(self, scope, send, ctx, hot: BlobCache, key: str, name: str, filename: str):
+        """A small public tarball from memory: no file open, stat or thread-pool read per request."""
+        cached = hot.get(key)
+        if cached is None:
+            try:
+                body = await ctx.blobs.get(key)
+            except (KeyError, BlobStoreUnavailable):
+                return await _unavailable(send)  # the database names a blob the store cannot give
+            headers = [(b"content-type", b"application/octet-stream"),
+                       (b"content-length", str(len(body)).encode()),
+                       (b"cache-control", b"public, max-age=31536000, immutable"),
+                       (b"etag", b'"' + key.rsplit("/", 1)[-1][:40].encode() + b'"')]
+            hot.put(key, body, headers)
+        else:
+            body, headers = cached
+        count_download(ctx, scope, name, filename)
+        await _send(send, 200, headers, body)
 
     async def _packument(self, scope, send, cache: PackumentCache, entry: Entry, ctx):
         accept = encoding = inm = host = b""

@@ -376,7 +376,7 @@ async def test_s3_small_blobs_are_served_from_the_process_cache(own_seaweed):
 
 
 def test_blob_cache_is_bounded_least_recently_used_first():
-    from ketch.blobs.s3 import BlobCache
+    from ketch.blobs.cache import BlobCache
 
     cache = BlobCache(8000, max_item=1000)
     for i in range(8):

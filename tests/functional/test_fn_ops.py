@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import re
 
 
@@ -34,3 +36,21 @@ def test_metrics_count_requests_cache_hits_and_publishes(reg, alice):
     buckets = [float(m) for m in re.findall(
         r'ketch_http_request_duration_seconds_bucket\{le="[^"]+",route="packument"\} (\S+)', text)]
     assert buckets == sorted(buckets) and buckets[-1] >= 3  # cumulative, ending at +Inf
+
+
+def test_small_public_tarballs_are_served_from_memory_with_the_same_bytes(reg, alice):
+    name = reg.unique("hot")
+    reg.publish_ok(alice, name, "1.0.0")
+    url = reg.packument(name).json()["versions"]["1.0.0"]["dist"]["tarball"]
+    path = "/" + url.split("/", 3)[3]
+    first, second = reg.client.get(path), reg.client.get(path)
+    assert first.status_code == second.status_code == 200
+    assert first.content == second.content and len(first.content) > 0
+    for resp in (first, second):
+        assert resp.headers["content-length"] == str(len(first.content))
+        assert resp.headers["content-type"] == "application/octet-stream"
+        assert resp.headers["cache-control"] == "public, max-age=31536000, immutable"
+    integrity = reg.packument(name).json()["versions"]["1.0.0"]["dist"]["integrity"]
+    assert integrity == "sha512-" + base64.b64encode(hashlib.sha512(first.content).digest()).decode()
+    hot = reg.client.app.state.ketch.caches["tarballs"]
+    assert hot.bytes >= len(first.content)
