@@ -54,7 +54,7 @@ def create_app(settings: Settings | None = None) -> Observability:
         app.state.ketch.caches["packuments"] = PackumentCache(db, settings.packument_cache_mb * 1024 * 1024)
         app.state.ketch.caches["tarballs"] = BlobCache(settings.blob_cache_mb * 1024 * 1024)
         sampler = asyncio.get_running_loop().create_task(_sample_pool(db))
-        downloads = stats_counter.start(app.state.ketch)
+        downloads = stats_counter.start(app.state.ketch) if settings.count_downloads else None
         try:
             yield
         finally:
@@ -62,7 +62,8 @@ def create_app(settings: Settings | None = None) -> Observability:
             # them first). What they started in the background (token bookkeeping, emails) still
             # needs the database, so it gets a bounded time before the pool goes.
             sampler.cancel()
-            await downloads.stop()  # before the drain below, which would otherwise wait on its loop
+            if downloads is not None:
+                await downloads.stop()  # before the drain below, which would otherwise wait on its loop
             await _drain_background(BACKGROUND_DRAIN_SECONDS, skip={sampler})
             observed.flush()
             await db.dispose()

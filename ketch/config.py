@@ -76,6 +76,8 @@ class Settings(BaseSettings):
     login_rate_limit: int = Field(default=10, description="Failed logins per account, and per IP, per 5 minutes.")
     signup_rate_limit: int = Field(default=20, description="Sign-ups per IP per hour.")
     otp_rate_limit: int = Field(default=5, description="Wrong one-time passwords per account per 5 minutes.")
+    count_downloads: bool = Field(default=True, description="Count tarball downloads for the downloads API, "
+                                  "search popularity and the website (off: nothing is counted).")
     access_log: bool = Field(default=True, description="Write one JSON line per request to standard output.")
     log_level: str = "info"
     shutdown_timeout: int = Field(default=30, ge=1, le=3600, description=(
