@@ -6,6 +6,11 @@ import base64
 import hashlib
 import re
 
+from starlette.testclient import TestClient
+
+from ketch.app import create_app
+from ketch.db.migrate import upgrade
+
 
 def _value(text: str, line_start: str) -> float:
     for line in text.splitlines():
@@ -54,3 +59,16 @@ def test_small_public_tarballs_are_served_from_memory_with_the_same_bytes(reg, a
     assert integrity == "sha512-" + base64.b64encode(hashlib.sha512(first.content).digest()).decode()
     hot = reg.client.app.state.ketch.caches["tarballs"]
     assert hot.bytes >= len(first.content)
+
+
+def test_download_counting_can_be_turned_off(reg, tmp_path):
+    settings = reg.settings.model_copy(update={"data_dir": tmp_path, "count_downloads": False})
+    upgrade(settings.resolved_database_url)
+    with TestClient(create_app(settings)) as client:
+        off = type(reg)(client, settings)
+        user = off.signup("off")
+        name = off.unique("nocount")
+        off.publish_ok(user, name, "1.0.0")
+        url = off.packument(name).json()["versions"]["1.0.0"]["dist"]["tarball"]
+        assert off.client.get("/" + url.split("/", 3)[3]).status_code == 200
+        assert "downloads" not in off.client.app.state.ketch.caches

@@ -23,7 +23,7 @@ import time
 
 import pytest
 
-from conftest import publish_body, unique
+from tests.integrity.conftest import publish_body, unique
 from tests.support.ks import ks_pvalue, ks_statistic
 
 SAMPLES = 10_000
