@@ -41,6 +41,16 @@ async def level(session: AsyncSession, package: Package, ident: Identity | None)
     return _cap_for_token(package, ident, best, public)
 
 
+async def hidden_package(session: AsyncSession, name: str) -> Package | None:
+    """The fields of ``name`` that access checks read, as a detached row built the same way as the
+    stand-in :func:`can_read_hidden` builds for a missing name (so both cost the same)."""
+    row = (await session.execute(
+        select(Package.id, Package.scope, Package.access).where(Package.name == name))).first()
+    if row is None:
+        return None
+    return Package(id=row[0], name=name, scope=row[1], access=row[2])
+
+
 async def can_read_hidden(session: AsyncSession, package: Package | None, name: str,
                           ident: Identity | None) -> bool:
     """Whether ``ident`` may read ``name``, a package anonymous callers cannot see (restricted) —

@@ -109,7 +109,7 @@ async def _readable_entry(request: Request, name: str) -> Entry | None:
         return entry
     ident = await identify(request)
     async with c.db.read() as session:
-        package = await services.get_package(session, name)
+        package = await access.hidden_package(session, name)
         if entry.etag is None:  # no documents: never published, or every version unpublished
             package = None
         if not await access.can_read_hidden(session, package, name, ident):
