@@ -21,6 +21,7 @@ import conftest
 import httpx
 import pexpect
 import pyotp
+import pytest
 from conftest import RegistryServer, ServerFactory, free_port
 
 # --------------------------------------------------------------------------------------------------
@@ -212,3 +213,26 @@ def watch(request, server: RegistryServer) -> None:
     autouse fixture that depends on conftest's ``_server_log_marks``."""
     conftest._TEST_SERVERS.append(server)
     request.node._ketch_log_marks[id(server)] = server.log_size()
+
+
+# -- fixtures for the modules that need a registry which sends real email ------------------------
+# (import them into the test module: ``from accounts_support import mail_registry, mail_sink, …``)
+
+@pytest.fixture(scope="module")
+def mail_sink() -> Iterator[MailSink]:
+    with MailSink() as sink:
+        yield sink
+
+
+@pytest.fixture(scope="module")
+def mail_registry(mail_sink, tmp_path_factory) -> Iterator[RegistryServer]:
+    """The module's own registry, sending its emails to ``mail_sink``."""
+    with mail_registry_for(mail_sink, tmp_path_factory.mktemp("ketch-mail")) as server:
+        yield server
+
+
+@pytest.fixture(autouse=True)
+def watch_mail_registry(request, _server_log_marks) -> None:
+    """Shows the mail registry's log with a failing test, as the shared registry's is shown."""
+    if "mail_registry" in request.fixturenames:
+        watch(request, request.getfixturevalue("mail_registry"))

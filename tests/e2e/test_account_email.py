@@ -5,35 +5,16 @@ deletion, and login throttling."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
 import pytest
-from accounts_support import MailSink, expect_prompt, finish, link_in, mail_registry_for, submit, watch
-from conftest import RegistryServer, unique
+from accounts_support import expect_prompt, finish, link_in, submit
+from accounts_support import mail_registry, mail_sink, watch_mail_registry  # noqa: F401 (fixtures)
+from conftest import unique
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def mail_sink() -> Iterator[MailSink]:
-    with MailSink() as sink:
-        yield sink
-
-
-@pytest.fixture(scope="module")
-def mail_registry(mail_sink, tmp_path_factory) -> Iterator[RegistryServer]:
-    """This module's own registry, sending its emails to ``mail_sink``."""
-    with mail_registry_for(mail_sink, tmp_path_factory.mktemp("ketch-mail")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _watch_mail_registry(request, _server_log_marks) -> None:
-    if "mail_registry" in request.fixturenames:
-        watch(request, request.getfixturevalue("mail_registry"))
 
 
 def couch_put(server, name: str, password: str, email: str | None = None) -> httpx.Response:

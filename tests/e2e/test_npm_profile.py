@@ -5,44 +5,16 @@ the link is followed), and `npm profile set password` answered on a terminal."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 import httpx
 import pytest
-from accounts_support import (
-    MailSink,
-    body_of,
-    enable_2fa,
-    expect_prompt,
-    finish,
-    link_in,
-    mail_registry_for,
-    watch,
-)
-from conftest import RegistryServer, parse_iso
+from accounts_support import body_of, enable_2fa, expect_prompt, finish, link_in
+from accounts_support import mail_registry, mail_sink, watch_mail_registry  # noqa: F401 (fixtures)
+from conftest import parse_iso
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def mail_sink() -> Iterator[MailSink]:
-    with MailSink() as sink:
-        yield sink
-
-
-@pytest.fixture(scope="module")
-def mail_registry(mail_sink, tmp_path_factory) -> Iterator[RegistryServer]:
-    """This module's own registry, sending its emails to ``mail_sink``."""
-    with mail_registry_for(mail_sink, tmp_path_factory.mktemp("ketch-mail")) as server:
-        yield server
-
-
-@pytest.fixture(autouse=True)
-def _watch_mail_registry(request, _server_log_marks) -> None:
-    if "mail_registry" in request.fixturenames:
-        watch(request, request.getfixturevalue("mail_registry"))
 
 
 def couch_login(server, name: str, password: str) -> httpx.Response:
