@@ -93,10 +93,12 @@ def _expect_continue(sock: socket.socket) -> None:
 
 
 def _connection_refused(port: int) -> bool:
+    """True when a new connection is not accepted: refused, or reset by the kernel because the
+    listening socket closed while the connection was still waiting in its backlog."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=2):
             return False
-    except ConnectionRefusedError:
+    except (ConnectionRefusedError, ConnectionResetError):
         return True
 
 
