@@ -21,6 +21,7 @@ from ketch.blobs import open_blob_store
 from ketch.blobs.cache import BlobCache
 from ketch.config import Settings
 from ketch.context import Context
+from ketch.feed import api as feed_api
 from ketch.db import Database
 from ketch.http.errors import exception_handlers
 from ketch.ops import api as ops_api
@@ -76,6 +77,7 @@ def create_app(settings: Settings | None = None) -> Observability:
         *orgs_api.routes,
         *search_api.routes,
         *stats_api.routes,
+        *feed_api.routes,
         *web_views.routes,
         *registry_api.routes,
         registry_api.package_route,  # last: every other path is a package name

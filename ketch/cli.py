@@ -34,9 +34,13 @@ def load_settings(config: Path | None = None, **overrides) -> Settings:
 
 def export_settings(settings: Settings) -> None:
     """Hand the resolved settings to server worker processes through the environment."""
-    for name, value in settings.model_dump().items():
+    for name, value in settings.model_dump(mode="json").items():
         if value is None:
             os.environ.pop(f"KETCH_{name.upper()}", None)
+        elif isinstance(value, (dict, list)):
+            import json
+
+            os.environ[f"KETCH_{name.upper()}"] = json.dumps(value)
         else:
             os.environ[f"KETCH_{name.upper()}"] = str(value).lower() if isinstance(value, bool) else str(value)
 

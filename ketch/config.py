@@ -10,7 +10,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 CONFIG_FILE_ENV = "KETCH_CONFIG"
@@ -31,6 +31,37 @@ class _TomlSource(PydanticBaseSettingsSource):
         # Accept both a flat file and one with a [ketch] table.
         data = data.get("ketch", data)
         return {k.replace("-", "_"): v for k, v in data.items()}
+
+
+class Uplink(BaseModel):
+    """An upstream registry that names routed to it are fetched from and cached (see ketch.proxy)."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    url: str = Field(description="Base URL of the upstream registry, e.g. https://registry.example.com/.")
+    token: str | None = Field(default=None, description="Bearer token sent upstream (never to clients).")
+    timeout: float = Field(default=30.0, gt=0, description="Seconds one upstream request may take in all.")
+    connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for a connection.")
+    max_age: float = Field(default=120.0, ge=0, description="Seconds cached metadata is served without asking "
+                           "upstream; after that it is revalidated (If-None-Match).")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed upstream request.")
+    backoff: float = Field(default=0.2, ge=0, description="Seconds before the first retry; doubles each time.")
+    max_fails: int = Field(default=3, ge=1, description="Failures in a row after which the uplink is "
+                           "skipped (cache only) for fail_timeout seconds.")
+    fail_timeout: float = Field(default=30.0, ge=0, description="Seconds an uplink that kept failing is skipped.")
+    max_tarball_mb: int = Field(default=200, ge=1, description="Largest upstream tarball Ketch will cache.")
+
+
+class Route(BaseModel):
+    """Which names go where: the first route whose pattern matches a name decides."""
+
+    model_config = {"extra": "forbid", "frozen": True}
+
+    packages: str = Field(description='Glob on the package name: "@corp/*", "*", "left-pad", "@types/*".')
+    uplink: str | None = Field(default=None, description="Uplink name; unset means local only (never "
+                               "looked up upstream: dependency-confusion protection).")
+    publish_over_upstream: bool = Field(default=False, description="Allow publishing a version number "
+                                        "that already exists upstream for this name.")
 
 
 class Settings(BaseSettings):
@@ -83,6 +114,22 @@ class Settings(BaseSettings):
     shutdown_timeout: int = Field(default=30, ge=1, le=3600, description=(
         "Seconds `serve` waits after SIGTERM/SIGINT for requests in flight (slow uploads included) "
         "before it kills the workers that are still busy."))
+
+    uplinks: dict[str, Uplink] = Field(default_factory=dict, description="Upstream registries by name "
+                                       "(none by default: Ketch serves only its own packages).")
+    routes: list[Route] = Field(default_factory=list, description="Name patterns → uplink, first match "
+                                "wins. With uplinks but no routes, every name goes to the only uplink.")
+    proxy_max_body_mb: int = Field(default=50, ge=1, description="Largest upstream packument Ketch will parse.")
+
+    @model_validator(mode="after")
+    def _routes_name_uplinks(self):
+        for route in self.routes:
+            if route.uplink and route.uplink not in self.uplinks:
+                raise ValueError(f"route {route.packages!r} names uplink {route.uplink!r}, "
+                                 f"which is not configured (uplinks: {sorted(self.uplinks) or 'none'})")
+        if self.uplinks and not self.routes and len(self.uplinks) > 1:
+            raise ValueError("with more than one uplink, routes must say which names go to which")
+        return self
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -1,0 +1,3 @@
+"""The replication feed (CouchDB-style ``/_changes``)."""
+
+routes: list = []
