@@ -28,6 +28,8 @@ from ketch.ops import api as ops_api
 from ketch.orgs import api as orgs_api
 from ketch.ops.metrics import DB_POOL
 from ketch.ops.observe import Observability
+from ketch.proxy.routing import Router
+from ketch.proxy.services import open_proxy
 from ketch.registry import api as registry_api
 from ketch.registry.fastpath import FastPath, PackumentCache
 from ketch.search import api as search_api
@@ -52,7 +54,11 @@ def create_app(settings: Settings | None = None) -> Observability:
         if db.changes is not None:
             db.changes.bump_epoch()  # a restarted worker must not leave others trusting old copies
         app.state.ketch = Context(settings=settings, db=db, blobs=open_blob_store(settings))
-        app.state.ketch.caches["packuments"] = PackumentCache(db, settings.packument_cache_mb * 1024 * 1024)
+        packuments = PackumentCache(db, settings.packument_cache_mb * 1024 * 1024, settings,
+                                    Router(settings) if settings.uplinks else None)
+        app.state.ketch.caches["packuments"] = packuments
+        app.state.ketch.proxy = proxy = open_proxy(settings, db, app.state.ketch.blobs, packuments)
+        bookkeeping = asyncio.get_running_loop().create_task(proxy.run_bookkeeping()) if proxy else None
         app.state.ketch.caches["tarballs"] = BlobCache(settings.blob_cache_mb * 1024 * 1024)
         sampler = asyncio.get_running_loop().create_task(_sample_pool(db))
         downloads = stats_counter.start(app.state.ketch) if settings.count_downloads else None
@@ -63,9 +69,12 @@ def create_app(settings: Settings | None = None) -> Observability:
             # them first). What they started in the background (token bookkeeping, emails) still
             # needs the database, so it gets a bounded time before the pool goes.
             sampler.cancel()
+            if proxy is not None:
+                bookkeeping.cancel()
+                await proxy.close()
             if downloads is not None:
                 await downloads.stop()  # before the drain below, which would otherwise wait on its loop
-            await _drain_background(BACKGROUND_DRAIN_SECONDS, skip={sampler})
+            await _drain_background(BACKGROUND_DRAIN_SECONDS, skip={sampler, bookkeeping})
             observed.flush()
             await db.dispose()
 

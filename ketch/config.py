@@ -50,6 +50,9 @@ class Uplink(BaseModel):
                            "skipped (cache only) for fail_timeout seconds.")
     fail_timeout: float = Field(default=30.0, ge=0, description="Seconds an uplink that kept failing is skipped.")
     max_tarball_mb: int = Field(default=200, ge=1, description="Largest upstream tarball Ketch will cache.")
+    tarball_origins: list[str] = Field(default_factory=list, description="Other origins (scheme://host[:port]) "
+                                       "tarballs and redirects may come from, fetched without the token; by "
+                                       "default only the uplink's own origin is ever contacted.")
 
 
 class Route(BaseModel):

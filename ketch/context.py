@@ -17,6 +17,7 @@ class Context:
     db: Database
     blobs: BlobStore
     caches: dict = field(default_factory=dict)
+    proxy: object | None = None  # ketch.proxy.services.Proxy when uplinks are configured
 
 
 def ctx(request: Request) -> Context:

@@ -81,7 +81,8 @@ class Database:
             await session.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
     async def packument_etags(self, names: list[str]) -> dict[str, str]:
-        """name → ETag of each stored packument that exists: the cache's freshness check.
+        """name → ETag of each stored packument that exists (local, else cached from an uplink or
+        mirrored): the cache's freshness check.
 
         PostgreSQL answers through one dedicated connection and a prepared statement, skipping
         the pool's checkout, pre-ping and SQL compilation: it runs once per batch of cached reads.
@@ -89,8 +90,11 @@ class Database:
         if self._probe is not None:
             return await self._probe.fetch(names)
         async with self.engine.connect() as conn:
-            rows = await conn.execute(text("SELECT name, etag FROM packuments WHERE name IN :names")
-                                      .bindparams(bindparam("names", expanding=True)), {"names": names})
+            rows = await conn.execute(text(
+                "SELECT name, etag FROM packuments WHERE name IN :names UNION ALL "
+                "SELECT name, etag FROM proxy_packuments c WHERE name IN :names AND NOT EXISTS "
+                "(SELECT 1 FROM packages p WHERE p.name = c.name)")
+                .bindparams(bindparam("names", expanding=True)), {"names": names})
             return dict(rows.all())
 
     async def ping(self) -> None:
@@ -110,7 +114,10 @@ class _EtagProbe:
     """One PostgreSQL connection for the packument freshness query, used by one task at a time
     (``BatchedEtags`` runs a single batch at once); reconnects after any failure."""
 
-    SQL = "SELECT name, etag FROM packuments WHERE name = ANY($1::text[])"
+    # Cached upstream documents count only for names with no local package (a local one always wins).
+    SQL = ("SELECT name, etag FROM packuments WHERE name = ANY($1::text[]) UNION ALL "
+           "SELECT name, etag FROM proxy_packuments c WHERE name = ANY($1::text[]) AND NOT EXISTS "
+           "(SELECT 1 FROM packages p WHERE p.name = c.name)")
 
     def __init__(self, dsn: str):
         self.dsn = dsn

@@ -17,6 +17,13 @@ LATENCY = Histogram(
 )
 PACKUMENT_CACHE = Counter("ketch_packument_cache_total", "Packument cache lookups", ["result"])
 PUBLISHES = Counter("ketch_publishes_total", "Publish attempts", ["result"])
+PROXY = Counter("ketch_proxy_requests_total", "Reads of names routed to an uplink, by how the proxy answered "
+                "(hit: from cache; miss: fetched; revalidated: upstream said 304; stale: cache served "
+                "because upstream failed; error: nothing to serve)", ["uplink", "kind", "result"])
+UPSTREAM_LATENCY = Histogram("ketch_upstream_request_duration_seconds", "Time of requests to uplinks",
+                             ["uplink", "kind"],
+                             buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+UPSTREAM_ERRORS = Counter("ketch_upstream_errors_total", "Failed requests to uplinks", ["uplink", "reason"])
 DB_POOL = Gauge("ketch_db_pool_connections", "Database connections of this node's pools", ["state"],
                 multiprocess_mode="livesum")
 

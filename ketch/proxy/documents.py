@@ -60,6 +60,8 @@ def rewrite(name: str, raw: bytes) -> Documents:
     for number, manifest in versions.items():
         if not (isinstance(manifest, dict) and _SAFE_VERSION.match(number)):
             continue
+        if manifest.get("name", name) != name:
+            raise BadUpstreamDocument(f"its version {number} is of {manifest.get('name')!r}, not {name!r}")
         dist = manifest.get("dist")
         if not isinstance(dist, dict) or not isinstance(dist.get("tarball"), str):
             continue

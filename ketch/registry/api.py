@@ -101,10 +101,13 @@ async def _readable_entry(request: Request, name: str) -> Entry | None:
 
     A missing name and a private one the caller may not read cost the same work — identify the
     caller, look the package up, check access (on a stand-in when missing) — so timing does not
-    reveal which names exist (catalogue C02).
+    reveal which names exist (catalogue C02). Names with no local package that an uplink may
+    serve, or that were mirrored, are answered by the proxy instead (public to every caller).
     """
     c = ctx(request)
     entry = await c.caches["packuments"].get(name)
+    if entry.origin is not None or (entry.absent and c.proxy is not None and c.proxy.routes_upstream(name)):
+        return await c.proxy.entry(name, entry, request.scope) if c.proxy is not None else entry
     if entry.etag is not None and entry.access != "restricted":
         return entry
     ident = await identify(request)
@@ -115,6 +118,15 @@ async def _readable_entry(request: Request, name: str) -> Entry | None:
         if not await access.can_read_hidden(session, package, name, ident):
             return None
     return entry
+
+
+def _upstream_warning(request: Request, response: Response) -> Response:
+    """A copy served because the uplink failed says so (RFC 7234 ``Warning``, plus the reason)."""
+    warning = request.scope.get("ketch.warning")
+    if warning is not None:
+        response.headers["warning"] = warning[0]
+        response.headers["x-ketch-upstream"] = warning[1][:300]
+    return response
 
 
 async def get_packument(request: Request, name: str) -> Response:
@@ -139,7 +151,7 @@ async def get_packument(request: Request, name: str) -> Response:
                                  "gzip" in request.headers.get("accept-encoding", ""), private=private)
     response = Response(b"" if request.method == "HEAD" else body)
     response.raw_headers = list(headers)  # content-length stays the GET body's, as HEAD requires
-    return response
+    return _upstream_warning(request, response)
 
 
 async def get_version(request: Request, name: str, spec: str) -> Response:
@@ -152,12 +164,15 @@ async def get_version(request: Request, name: str, spec: str) -> Response:
     manifest = doc["versions"].get(version)
     if manifest is None:
         return not_found()
-    return JSONResponse(manifest, headers={"cache-control": "no-cache"})
+    return _upstream_warning(request, JSONResponse(manifest, headers={"cache-control": "no-cache"}))
 
 
 async def get_tarball(request: Request, name: str, filename: str) -> Response:
     entry = await _readable_entry(request, name)
-    key = entry.tarballs.get(filename) if entry is not None else None
+    if entry is not None and entry.origin is not None and ctx(request).proxy is not None:
+        key = await ctx(request).proxy.tarball_key(name, filename, entry)
+    else:
+        key = entry.tarballs.get(filename) if entry is not None else None
     if key is None:
         return not_found()
     private = entry.access == "restricted"
@@ -168,7 +183,7 @@ async def get_tarball(request: Request, name: str, filename: str) -> Response:
     if response is None:
         raise ApiError(503, "The tarball is temporarily unavailable.", headers={"retry-after": "5"})
     count_download(c, request.scope, name, filename)
-    return response
+    return _upstream_warning(request, response)
 
 
 # -- writes ------------------------------------------------------------------------------------
@@ -204,6 +219,8 @@ async def _publish(request: Request, name: str, body: dict, ident) -> Response:
         raise BadRequest(str(e)) from None
     async with c.db.read() as session:
         existing = await services.get_package(session, name)
+    if c.proxy is not None:
+        await c.proxy.check_publish(name, [cmd.version])
     if existing is not None and existing.publish_requires_tfa:  # `npm access set mfa=publish|automation`
         await require_otp(request, ident, "publish this package",
                           allow_automation=existing.automation_token_overrides_tfa)

@@ -9,9 +9,12 @@ private package, ``?write=true``, HEAD, writes, ``/-/`` routes — goes to the f
 from __future__ import annotations
 
 import gzip
+import math
+import time
 from collections import OrderedDict
 from email.utils import format_datetime
 
+import orjson
 from sqlalchemy import select
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -21,7 +24,8 @@ from ketch.blobs.cache import BlobCache
 from ketch.context import safe_host
 from ketch.db.changes import BatchedEtags
 from ketch.ops.metrics import PACKUMENT_CACHE, TALLY
-from ketch.registry.models import Packument, Version
+from ketch.proxy.models import CachedPackument, CachedTarball
+from ketch.registry.models import Package, Packument, Version
 from ketch.registry.packument import splice_base
 from ketch.stats.counter import count as count_download
 
@@ -35,10 +39,10 @@ CACHE_MISSES = PACKUMENT_CACHE.labels("miss")
 
 class Entry:
     __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "sizes", "rendered",
-                 "size", "hidden")
+                 "size", "hidden", "absent", "origin", "expires", "files")
 
     def __init__(self, token, etag=None, modified=b"", access="public", full=b"", abbreviated=b"", tarballs=None,
-                 sizes=None):
+                 sizes=None, *, absent=False, origin=None, expires=math.inf, files=None):
         self.token = token
         self.etag = etag
         self.modified = modified
@@ -51,13 +55,22 @@ class Entry:
         self.size = len(full) + len(abbreviated) + 200
         # Missing or private: what anonymous callers cannot tell apart (one flag, the same test for both).
         self.hidden = etag is None or access != "public"
+        # No local package row at all (never published here): the only names an uplink may answer for.
+        self.absent = absent
+        # Documents cached from an uplink (its name) or copied by `ketch mirror` ("mirror:<source>"),
+        # served until ``expires`` (time.time()); None for the registry's own packages.
+        self.origin = origin
+        self.expires = expires
+        self.files = files or {}  # cached upstream documents: file name -> [upstream URL, integrity, shasum]
 
 
 class PackumentCache:
     """Packuments and tarball keys of recently read packages, bounded by bytes."""
 
-    def __init__(self, db, max_bytes: int):
+    def __init__(self, db, max_bytes: int, settings=None, router=None):
         self.db = db
+        self.settings = settings
+        self.router = router  # ketch.proxy.routing.Router when uplinks are configured
         self.max_bytes = max_bytes
         self.bytes = 0
         self.entries: OrderedDict[str, Entry] = OrderedDict()
@@ -87,7 +100,9 @@ class PackumentCache:
                 select(Packument.package_id, Packument.etag, Packument.modified, Packument.access,
                        Packument.full, Packument.abbreviated).where(Packument.name == name))).first()
             if row is None:
-                return Entry(token)
+                if (await session.execute(select(Package.id).where(Package.name == name))).first() is not None:
+                    return Entry(token)  # a local package whose versions are all unpublished
+                return await self._load_cached(session, name, token)
             package_id, etag, modified, access, full, abbreviated = row
             versions = await session.execute(
                 select(Version.version, Version.blob_key, Version.size)
@@ -99,6 +114,33 @@ class PackumentCache:
                 sizes[f"{unscoped}-{v}.tgz"] = size
         return Entry(token, etag, format_datetime(modified, usegmt=True).encode(), access, full, abbreviated,
                      tarballs, sizes)
+
+    async def _load_cached(self, session, name: str, token) -> Entry:
+        """Documents of ``name`` cached from an uplink or mirrored, if they may still be served."""
+        row = (await session.execute(
+            select(CachedPackument.etag, CachedPackument.fetched, CachedPackument.uplink, CachedPackument.pinned,
+                   CachedPackument.full, CachedPackument.abbreviated, CachedPackument.files)
+            .where(CachedPackument.name == name))).first()
+        if row is None:
+            return Entry(token, absent=True)
+        etag, fetched, origin, pinned, full, abbreviated, files = row
+        if pinned:
+            expires = math.inf
+        else:
+            # Served only while the name still routes to the uplink it came from: after a route
+            # becomes local-only, what was cached from upstream is never served again.
+            uplink = self.router.uplink_for(name) if self.router is not None else None
+            if uplink != origin:
+                return Entry(token, absent=True)
+            expires = fetched.timestamp() + self.settings.uplinks[origin].max_age
+        tarballs, sizes = {}, {}
+        for filename, key, size in (await session.execute(
+                select(CachedTarball.filename, CachedTarball.blob_key, CachedTarball.size)
+                .where(CachedTarball.name == name))).all():
+            tarballs[filename] = key
+            sizes[filename] = size
+        return Entry(token, etag, format_datetime(fetched, usegmt=True).encode(), "public", full, abbreviated,
+                     tarballs, sizes, absent=True, origin=origin, expires=expires, files=orjson.loads(files))
 
     def _store(self, name: str, entry: Entry) -> None:
         old = self.entries.pop(name, None)
@@ -183,9 +225,16 @@ class FastPath:
         # apart): an anonymous caller gets the same 404 at once, whatever the path; a signed-in
         # caller goes to the app, which does the same lookups for both before it answers.
         if entry.hidden:
-            if _has_auth(scope):
-                return await self.app(scope, receive, send)
+            if _has_auth(scope) or (entry.absent and cache.router is not None
+                                    and cache.router.uplink_for(name) is not None):
+                return await self.app(scope, receive, send)  # signed in, or an uplink may have it
             return await _not_found(send)
+        if entry.origin is not None:  # cached from an uplink, or mirrored
+            tarball = rest[1] if len(rest) == 2 else None
+            if entry.expires < time.time() or (tarball is not None and tarball not in entry.tarballs):
+                return await self.app(scope, receive, send)  # to revalidate, or to fetch the tarball
+            if ctx.proxy is not None:
+                ctx.proxy.hit(entry.origin, name, tarball)
         if not rest:
             return await self._packument(scope, send, cache, entry, ctx)
         if len(rest) == 2 and rest[0] == "-":
