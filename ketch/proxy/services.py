@@ -35,6 +35,7 @@ from ketch.registry.fastpath import Entry, PackumentCache
 log = logging.getLogger("ketch.proxy")
 STALE_WARNING = '110 ketch "Response is Stale"'
 USED_FLUSH_SECONDS = 60
+STREAM_ABOVE = 4 * 1024 * 1024  # larger tarballs are sent on while they download, not after
 
 
 class Proxy:
@@ -51,6 +52,7 @@ class Proxy:
         self._used_packuments: set[str] = set()
         self._used_tarballs: set[tuple[str, str]] = set()
         self._counters: dict[tuple, object] = {}
+        self._streaming: dict[tuple[str, str], Streamed] = {}
 
     async def close(self) -> None:
         await self.flush_used()
@@ -118,17 +120,25 @@ class Proxy:
         return await self.packuments.get(name)
 
     # -- tarballs ------------------------------------------------------------------------------
-    async def tarball_key(self, name: str, filename: str, entry: Entry) -> str | None:
-        """The blob key of a tarball of a cached package, fetched and verified first if needed."""
+    async def tarball_key(self, name: str, filename: str, entry: Entry) -> str | Streamed | None:
+        """The blob key of a tarball of a cached package, fetched and verified first if needed — or,
+        for a large tarball being fetched right now, the :class:`Streamed` download."""
         key = entry.tarballs.get(filename)
         if key is not None:
             self.hit(entry.origin, name, filename)
             return key
         if filename not in entry.files:
             return None
-        return await self._once(("tarball", name, filename), lambda: self._fetch_tarball(name, filename, entry))
+        streaming = self._streaming.get((name, filename))
+        if streaming is not None:
+            return await asyncio.shield(streaming.done)
+        found = await self._once(("tarball", name, filename), lambda: self._fetch_tarball(name, filename, entry))
+        if isinstance(found, Streamed) and (name, filename) not in self._streaming:
+            self._streaming[(name, filename)] = found
+            found.done.add_done_callback(lambda _: self._streaming.pop((name, filename), None))
+        return found
 
-    async def _fetch_tarball(self, name: str, filename: str, entry: Entry) -> str | None:
+    async def _fetch_tarball(self, name: str, filename: str, entry: Entry) -> str | Streamed | None:
         async with self.db.read() as session:
             row = await store.get_tarball(session, name, filename)
         if row is not None:
@@ -140,8 +150,10 @@ class Proxy:
             return None  # a mirrored package whose tarball was never copied
         url, integrity, shasum = entry.files[filename]
         try:
-            data = await client.tarball(url)
-            checked = verify(data, integrity, shasum)
+            answer = await client.tarball(url, STREAM_ABOVE)
+            if answer.stream is not None:
+                return Streamed(self, name, filename, entry, answer)
+            checked = verify(answer.body, integrity, shasum)
         except UpstreamMissing:
             self._used(entry.origin, "tarball", "missing")
             return None
@@ -149,16 +161,22 @@ class Proxy:
             self._used(entry.origin, "tarball", "error")
             raise _upstream_failed(f"Could not fetch {filename} from uplink {entry.origin}: {e}", e) from None
         except IntegrityMismatch as e:
-            self._used(entry.origin, "tarball", "error")
-            log.error("proxy: %s from uplink %s failed its integrity check: %s", filename, entry.origin, e)
-            raise ApiError(502, f"{filename} from uplink {entry.origin} failed its integrity check and was "
-                                f"not cached: {e}") from None
+            raise self._corrupt(filename, entry, e) from None
+        return await self._keep_tarball(name, filename, entry, answer.body, checked)
+
+    async def _keep_tarball(self, name: str, filename: str, entry: Entry, data: bytes, checked: str) -> str:
         async with self.db.write() as session:
             key = await store.save_tarball(session, self.blobs, name, filename, data, checked)
         entry.tarballs[filename] = key
         entry.sizes[filename] = len(data)
         self._used(entry.origin, "tarball", "miss")
         return key
+
+    def _corrupt(self, filename: str, entry: Entry, error: Exception) -> ApiError:
+        self._used(entry.origin, "tarball", "error")
+        log.error("proxy: %s from uplink %s failed its integrity check: %s", filename, entry.origin, error)
+        return ApiError(502, f"{filename} from uplink {entry.origin} failed its integrity check and was not "
+                             f"cached: {error}")
 
     # -- publishing over upstream --------------------------------------------------------------
     async def check_publish(self, name: str, versions: list[str]) -> None:
@@ -230,6 +248,53 @@ class Proxy:
         while True:
             await asyncio.sleep(USED_FLUSH_SECONDS)
             await self.flush_used()
+
+
+class Streamed:
+    """A large tarball on its way from the uplink: one client gets the bytes as they arrive while
+    they are hashed and kept; the last chunk is held back until the whole tarball matches the
+    packument, so a client never receives a complete body that failed the check (its download
+    ends short instead). Concurrent requests for the same file wait for ``done``: the blob key."""
+
+    def __init__(self, proxy: Proxy, name: str, filename: str, entry: Entry, answer):
+        self.proxy, self.name, self.filename, self.entry, self.answer = proxy, name, filename, entry, answer
+        self.done: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.done.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved even if unawaited
+        self.claimed = False
+
+    def claim(self) -> bool:
+        """True for the one caller that sends the stream; the others wait for ``done``."""
+        first, self.claimed = not self.claimed, True
+        return first
+
+    async def body(self):
+        chunks: list[bytes] = []
+        held = None
+        try:
+            async for chunk in self.answer.stream:
+                if held is not None:
+                    yield held
+                chunks.append(chunk)
+                held = chunk
+            data = b"".join(chunks)
+            _, integrity, shasum = self.entry.files[self.filename]
+            try:
+                checked = verify(data, integrity, shasum)
+            except IntegrityMismatch as e:
+                raise self.proxy._corrupt(self.filename, self.entry, e) from None
+            key = await self.proxy._keep_tarball(self.name, self.filename, self.entry, data, checked)
+            self.done.set_result(key)
+            if held is not None:
+                yield held
+        except BaseException as e:
+            if not self.done.done():
+                self.done.set_exception(e if isinstance(e, ApiError) else
+                                        ApiError(502, f"Could not fetch {self.filename} from uplink "
+                                                      f"{self.entry.origin}: {e}"))
+            if isinstance(e, (ApiError, UpstreamError)):
+                log.warning("proxy: download of %s cut short: %s", self.filename, e)
+                return  # end the body early: the client sees fewer bytes than Content-Length
+            raise
 
 
 def _upstream_failed(message: str, error: Exception) -> ApiError:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -38,6 +39,10 @@ class Answer:
     status: int  # 200 or 304
     body: bytes
     etag: str | None
+    # Set instead of ``body`` for a 200 larger than the caller's ``stream_above``: the rest of the
+    # body, read as the caller goes (the upstream connection closes when it ends or is closed).
+    stream: AsyncIterator[bytes] | None = None
+    length: int | None = None
 
 
 def origin_of(url: str) -> str:
@@ -76,14 +81,15 @@ class UpstreamClient:
             headers["if-none-match"] = etag
         return await self._get("packument", self.packument_url(name), headers, self.max_body)
 
-    async def tarball(self, url: str) -> bytes:
+    async def tarball(self, url: str, stream_above: int) -> Answer:
+        """The tarball at ``url``: whole in ``body``, or as a ``stream`` when larger than ``stream_above``."""
         if not self.may_fetch(url):
             raise UpstreamError(f"uplink {self.name} names a tarball at {_show(url)}, an origin Ketch may not "
                                 f"contact (allowed: the uplink's own origin and tarball_origins)")
-        answer = await self._get("tarball", url, {"accept": "*/*"}, self.config.max_tarball_mb * 1024 * 1024)
-        return answer.body
+        return await self._get("tarball", url, {"accept": "*/*"}, self.config.max_tarball_mb * 1024 * 1024,
+                               stream_above)
 
-    async def _get(self, kind: str, url: str, headers: dict, cap: int) -> Answer:
+    async def _get(self, kind: str, url: str, headers: dict, cap: int, stream_above: int | None = None) -> Answer:
         if time.monotonic() < self.skip_until:
             raise UpstreamError(f"uplink {self.name} failed {self.failures} times in a row; it is skipped "
                                 f"for {self.skip_until - time.monotonic():.0f} s more")
@@ -93,7 +99,7 @@ class UpstreamClient:
             async with asyncio.timeout(self.config.timeout):
                 for attempt in range(self.config.retries + 1):
                     try:
-                        answer = await self._once(url, headers, cap)
+                        answer = await self._once(url, headers, cap, stream_above)
                         break
                     except _Retryable as e:
                         if attempt == self.config.retries:
@@ -121,45 +127,69 @@ class UpstreamClient:
         if self.failures >= self.config.max_fails:
             self.skip_until = time.monotonic() + self.config.fail_timeout
 
-    async def _once(self, url: str, headers: dict, cap: int) -> Answer:
+    async def _once(self, url: str, headers: dict, cap: int, stream_above: int | None) -> Answer:
         for _ in range(_MAX_REDIRECTS + 1):
             sent = dict(headers)
             if self.config.token and origin_of(url) == self.origin:
                 sent["authorization"] = f"Bearer {self.config.token}"
+            response = None
             try:
-                async with self._client.stream("GET", url, headers=sent) as response:
-                    status = response.status_code
-                    if status in (301, 302, 303, 307, 308):
-                        target = urljoin(url, response.headers.get("location", ""))
-                        if not self.may_fetch(target):
-                            raise UpstreamError(f"uplink {self.name} redirected to {_show(target)}, an origin "
-                                                f"Ketch may not contact")
-                        url = target
-                        continue
-                    if status == 304:
-                        return Answer(304, b"", response.headers.get("etag"))
-                    if status in (404, 410):
-                        raise UpstreamMissing()
-                    if status >= 500 or status == 429:
-                        raise _Retryable(f"uplink {self.name} answered {status}")
-                    if status != 200:
-                        raise UpstreamError(f"uplink {self.name} answered {status}")
-                    declared = response.headers.get("content-length")
-                    if declared and declared.isdigit() and int(declared) > cap:
-                        raise UpstreamError(f"uplink {self.name} offered {int(declared)} bytes; the limit is {cap}")
-                    chunks, size = [], 0
-                    async for chunk in response.aiter_bytes():
-                        size += len(chunk)
-                        if size > cap:
-                            raise UpstreamError(f"uplink {self.name} sent more than {cap} bytes")
-                        chunks.append(chunk)
-                    return Answer(200, b"".join(chunks), response.headers.get("etag"))
+                response = await self._client.send(self._client.build_request("GET", url, headers=sent),
+                                                   stream=True)
+                status = response.status_code
+                if status in (301, 302, 303, 307, 308):
+                    target = urljoin(url, response.headers.get("location", ""))
+                    if not self.may_fetch(target):
+                        raise UpstreamError(f"uplink {self.name} redirected to {_show(target)}, an origin "
+                                            f"Ketch may not contact")
+                    url = target
+                    continue
+                if status == 304:
+                    return Answer(304, b"", response.headers.get("etag"))
+                if status in (404, 410):
+                    raise UpstreamMissing()
+                if status >= 500 or status == 429:
+                    raise _Retryable(f"uplink {self.name} answered {status}")
+                if status != 200:
+                    raise UpstreamError(f"uplink {self.name} answered {status}")
+                declared = response.headers.get("content-length")
+                length = int(declared) if declared and declared.isdigit() else None
+                if length is not None and length > cap:
+                    raise UpstreamError(f"uplink {self.name} offered {length} bytes; the limit is {cap}")
+                if stream_above is not None and (length is None or length > stream_above):
+                    streamed, response = _body(self.name, response, cap), None  # the stream closes it
+                    return Answer(200, b"", None, stream=streamed, length=length)
+                chunks, size = [], 0
+                async for chunk in response.aiter_bytes():
+                    size += len(chunk)
+                    if size > cap:
+                        raise UpstreamError(f"uplink {self.name} sent more than {cap} bytes")
+                    chunks.append(chunk)
+                return Answer(200, b"".join(chunks), response.headers.get("etag"))
             except httpx.TimeoutException as e:
                 raise _Retryable(f"uplink {self.name} timed out ({type(e).__name__})") from None
             except httpx.HTTPError as e:
                 # Refused connections, resets, and bodies cut short (Content-Length not reached).
                 raise _Retryable(f"uplink {self.name}: {type(e).__name__}: {e}") from None
+            finally:
+                if response is not None:
+                    await response.aclose()
         raise UpstreamError(f"uplink {self.name} redirected more than {_MAX_REDIRECTS} times")
+
+
+async def _body(name: str, response: httpx.Response, cap: int) -> AsyncIterator[bytes]:
+    """The rest of a streamed body; raises UpstreamError when it is cut short or exceeds ``cap``."""
+    size = 0
+    try:
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise UpstreamError(f"uplink {name} sent more than {cap} bytes")
+            yield chunk
+    except httpx.HTTPError as e:
+        raise UpstreamError(f"uplink {name}: {type(e).__name__}: {e}") from None
+    finally:
+        await response.aclose()
 
 
 class _Retryable(Exception):

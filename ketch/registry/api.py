@@ -10,7 +10,7 @@ import asyncio
 
 import orjson
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ketch.accounts import audit
@@ -20,6 +20,7 @@ from ketch.context import base_url, ctx
 from ketch.http.body import read_json
 from ketch.http.errors import ApiError, BadRequest, NotFound, not_found
 from ketch.ops.metrics import PUBLISHES
+from ketch.proxy.services import Streamed
 from ketch.registry import access, names, services
 from ketch.registry.fastpath import Entry, PackumentCache, packument_matches, validator_headers
 from ketch.registry.packument import splice_base
@@ -171,6 +172,13 @@ async def get_tarball(request: Request, name: str, filename: str) -> Response:
     entry = await _readable_entry(request, name)
     if entry is not None and entry.origin is not None and ctx(request).proxy is not None:
         key = await ctx(request).proxy.tarball_key(name, filename, entry)
+        if isinstance(key, Streamed):
+            if key.claim():
+                headers = {"cache-control": "public, max-age=31536000, immutable"}
+                if key.answer.length is not None:
+                    headers["content-length"] = str(key.answer.length)
+                return StreamingResponse(key.body(), media_type="application/octet-stream", headers=headers)
+            key = await asyncio.shield(key.done)
     else:
         key = entry.tarballs.get(filename) if entry is not None else None
     if key is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import os
 import socket
 import threading
 import time
@@ -349,3 +350,27 @@ def test_proxy_metrics(setup, client_factory, make_package):
     assert 'ketch_proxy_requests_total{kind="packument",result="miss",uplink="gate"}' in text
     assert 'ketch_proxy_requests_total{kind="packument",result="hit",uplink="gate"}' in text
     assert "ketch_upstream_request_duration_seconds_bucket" in text
+
+
+def test_large_tarballs_stream_through_and_are_verified(setup):
+    """Above 4 MB the proxy sends bytes on as they arrive, holding the last chunk back until the
+    tarball matches its checksum: a corrupt one reaches no client whole and is not cached."""
+    name = unique("large")
+    body = publish_body(name, "1.0.0", files={"blob.bin": os.urandom(6 * 1024 * 1024)})
+    put = httpx.put(setup.upstream.url + name, json=body, trust_env=False, timeout=60,
+                    headers={"authorization": f"Bearer {setup.publisher.token}"})
+    assert put.status_code == 201, put.text
+    path = f"{name}/-/{name}-1.0.0.tgz"
+    original = get(setup.upstream, path).content
+    assert len(original) > 4 * 1024 * 1024
+
+    setup.gate.mode = "corrupt"
+    with pytest.raises(httpx.HTTPError):
+        get(setup.cached, path).raise_for_status()
+    setup.gate.mode = "pass"
+    with ThreadPoolExecutor(5) as pool:
+        copies = list(pool.map(lambda _: get(setup.cached, path), range(5)))
+    assert [c.status_code for c in copies] == [200] * 5 and all(c.content == original for c in copies)
+    assert len(setup.gate.paths(path)) == 2  # the corrupt attempt, then one shared download
+    assert get(setup.cached, path).content == original  # now from the cache
+    assert len(setup.gate.paths(path)) == 2
