@@ -98,3 +98,11 @@ def link_base(request: Request) -> str:
         return base_url(request)
     listen = f"[{settings.host}]" if ":" in settings.host else settings.host
     return f"{request.url.scheme}://{listen}:{settings.port}{request.scope.get('root_path', '')}".rstrip("/")
+
+
+def send_org_invitation(request: Request, to: str, org: str, role: str, inviter: str, link: str) -> None:
+    """The invitation to join an organization (:mod:`ketch.orgs.invitations`)."""
+    send(ctx(request).settings, to, f"{inviter} invited you to join @{org} on Ketch",
+         f"Hello,\n\n{inviter} invited you to join the @{org} organization on Ketch as {role}.\n"
+         f"Open this link within 7 days to accept (log in, or sign up with this email address, first):\n\n"
+         f"{link}\n\nIf you do not want to join, ignore this message.\n")

@@ -14,6 +14,7 @@ from ketch.http.errors import BadRequest, Forbidden, NotFound
 from ketch.orgs import services
 from ketch.registry import access
 from ketch.registry import services as registry
+from ketch.registry import transfer
 
 
 def _org(request: Request) -> str:
@@ -71,7 +72,7 @@ async def org_packages(request: Request) -> Response:
     ident = await require_user(request, "list packages")
     async with ctx(request).db.read() as session:
         org, _ = await services.visible_org(session, _org(request), ident)
-        return JSONResponse(await registry.scope_packages(session, org.name, ident))
+        return JSONResponse(await transfer.org_packages(session, org, ident))
 
 
 async def org_audit(request: Request) -> Response:
@@ -132,13 +133,13 @@ async def team_packages(request: Request) -> Response:
 
 async def _grantable_package(session, org_name: str, ident, package_name: str):
     """The package whose team access an org owner or admin is changing. Outsiders get the org's
-    404 before any package lookup, and a package outside the org's scope gets the same answer as
+    404 before any package lookup, and a package the org does not own gets the same answer as
     one that does not exist, so nobody learns other scopes' private names here. The token must
     also cover the package: granting access is an admin change to it."""
     org, _ = await services.managed_org(session, org_name, ident)
     package = await registry.get_package(session, package_name)
-    if package is None or package.unpublished is not None or package.scope != org.name:
-        raise NotFound(f"No package {package_name} in the @{org.name} scope.")
+    if package is None or package.unpublished is not None or not await services.owns_package(session, org, package):
+        raise NotFound(f"@{org.name} has no package {package_name} (in its scope or transferred to it).")
     if not access.at_least(await access.level(session, package, ident), "admin"):
         raise Forbidden(f"This token may not change access to {package_name}.")
     return package

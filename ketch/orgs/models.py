@@ -57,3 +57,30 @@ class TeamPackage(Base):
     package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True,
                                             index=True)
     permission: Mapped[str] = mapped_column(String(16))  # read-only | read-write
+
+
+class OrgPackage(Base):
+    """A package transferred to an org (one outside the org's own scope): the org's owners and
+    admins administer it and its teams can be granted it, as for the packages of its scope."""
+
+    __tablename__ = "org_packages"
+
+    package_id: Mapped[int] = mapped_column(ForeignKey("packages.id", ondelete="CASCADE"), primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+
+
+class OrgInvitation(Base):
+    """An emailed invitation to join an org with a role, for a user name or an email address. Only
+    the SHA-256 digest of the link's secret is stored; accepting or revoking deletes the row."""
+
+    __tablename__ = "org_invitations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    org_id: Mapped[int] = mapped_column(ForeignKey("orgs.id", ondelete="CASCADE"), index=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    email: Mapped[str | None] = mapped_column(String(320))
+    role: Mapped[str] = mapped_column(String(16))
+    digest: Mapped[str] = mapped_column(String(64), unique=True)
+    invited_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -4,7 +4,9 @@ packages each team may read or write.
 Roles: an **owner** manages everything, including other owners and billing; an **admin** manages
 members (except owners), teams and package access; a **developer** reads and writes what their
 teams are granted. Every org has a `developers` team that every member belongs to, and that gets
-read-write on each new package published into the org's scope.
+read-write on each new package published into the org's scope, or transferred to the org.
+
+An org owns the packages of its scope and the packages transferred to it (``org_packages``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from ketch.accounts.models import User
 from ketch.accounts.services import Identity, username_problem
 from ketch.db.base import utcnow
 from ketch.http.errors import BadRequest, Conflict, Forbidden, NotFound
-from ketch.orgs.models import PERMISSIONS, ROLES, Org, OrgMember, Team, TeamMember, TeamPackage
+from ketch.orgs.models import PERMISSIONS, ROLES, Org, OrgMember, OrgPackage, Team, TeamMember, TeamPackage
 
 DEVELOPERS = "developers"
 MAX_TEAMS = 1000
@@ -89,6 +91,42 @@ async def create_org(session: AsyncSession, name: str, owner: User | Identity, *
     return org
 
 
+async def delete_org(session: AsyncSession, org_name: str, ident: Identity, confirm: str, *,
+                     origin: audit.Origin = audit.NO_ORIGIN) -> None:
+    """Delete an org that owns no packages (owners only). Its scope becomes free again."""
+    from ketch.registry.models import Package
+
+    org, role = await visible_org(session, org_name, ident)
+    if role != "owner":
+        raise Forbidden(f"Only owners of @{org.name} can delete it.")
+    if confirm.strip().lstrip("@") != org.name:
+        raise BadRequest(f"Type {org.name} to confirm that the organization should be deleted.")
+    owned = select(OrgPackage.package_id).where(OrgPackage.org_id == org.id)
+    names = list((await session.execute(select(Package.name).where(
+        (Package.scope == org.name) | Package.id.in_(owned)).order_by(Package.name).limit(6))).scalars())
+    if names:
+        shown = ", ".join(names[:5]) + (", …" if len(names) > 5 else "")
+        raise Conflict(f"@{org.name} still owns packages ({shown}), even unpublished ones keep their names. "
+                       "An organization that owns packages cannot be deleted.")
+    await session.delete(org)
+    await audit.record(session, "org:delete", actor=ident, origin=origin, org=org.name)
+
+
+async def orgs_of(session: AsyncSession, user_id: int) -> list[tuple[str, str]]:
+    """(org name, role) of each org the user belongs to, by name."""
+    rows = await session.execute(select(Org.name, OrgMember.role).join(OrgMember, OrgMember.org_id == Org.id)
+                                 .where(OrgMember.user_id == user_id).order_by(Org.name))
+    return [(n, r) for n, r in rows.all()]
+
+
+async def team_sizes(session: AsyncSession, team_ids: list[int]) -> dict[int, int]:
+    if not team_ids:
+        return {}
+    rows = await session.execute(select(TeamMember.team_id, func.count()).where(TeamMember.team_id.in_(team_ids))
+                                 .group_by(TeamMember.team_id))
+    return dict(rows.all())
+
+
 async def members(session: AsyncSession, org_id: int) -> dict[str, str]:
     rows = await session.execute(select(User.name, OrgMember.role).join(User, User.id == OrgMember.user_id)
                                  .where(OrgMember.org_id == org_id).order_by(User.name))
@@ -108,12 +146,7 @@ async def set_member(session: AsyncSession, org_name: str, ident: Identity, user
     if current == "owner" and role != "owner" and await _owner_count(session, org.id) <= 1:
         raise Conflict("An organisation must keep at least one owner.")
     if current is None:
-        count = await session.execute(select(func.count()).select_from(OrgMember).where(OrgMember.org_id == org.id))
-        if count.scalar_one() >= MAX_MEMBERS:
-            raise Forbidden(f"An organisation may have at most {MAX_MEMBERS} members.")
-        session.add(OrgMember(org_id=org.id, user_id=user.id, role=role, created=utcnow()))
-        developers = await _team(session, org, DEVELOPERS)
-        session.add(TeamMember(team_id=developers.id, user_id=user.id))
+        await add_member(session, org, user.id, role)
     else:
         member = await session.get(OrgMember, (org.id, user.id))
         member.role = role
@@ -123,6 +156,16 @@ async def set_member(session: AsyncSession, org_name: str, ident: Identity, user
     size = (await session.execute(select(func.count()).select_from(OrgMember)
                                   .where(OrgMember.org_id == org.id))).scalar_one()
     return org, size, role
+
+
+async def add_member(session: AsyncSession, org: Org, user_id: int, role: str) -> None:
+    """Make a user who is not a member yet one, with ``role``, in the developers team."""
+    count = await session.execute(select(func.count()).select_from(OrgMember).where(OrgMember.org_id == org.id))
+    if count.scalar_one() >= MAX_MEMBERS:
+        raise Forbidden(f"An organisation may have at most {MAX_MEMBERS} members.")
+    session.add(OrgMember(org_id=org.id, user_id=user_id, role=role, created=utcnow()))
+    developers = await _team(session, org, DEVELOPERS)
+    session.add(TeamMember(team_id=developers.id, user_id=user_id))
 
 
 async def _owner_count(session: AsyncSession, org_id: int) -> int:
@@ -230,12 +273,13 @@ async def remove_team_member(session: AsyncSession, org_name: str, ident: Identi
 
 async def grant(session: AsyncSession, org_name: str, ident: Identity, team_name: str, package, permission: object, *,
                 origin: audit.Origin = audit.NO_ORIGIN) -> None:
-    """``package`` is a registry Package row in this org's scope."""
+    """``package`` is a registry Package row the org owns (in its scope, or transferred to it)."""
     if permission not in PERMISSIONS:
         raise BadRequest('Permission must be "read-only" or "read-write".')
     org, _ = await managed_org(session, org_name, ident)
-    if package.scope != org.name:
-        raise BadRequest(f"Only packages in the @{org.name} scope can be granted to its teams.")
+    if not await owns_package(session, org, package):
+        raise BadRequest(f"Only packages of @{org.name} (in its scope or transferred to it) can be granted "
+                         "to its teams.")
     team = await _team(session, org, team_name)
     row = await session.get(TeamPackage, (team.id, package.id))
     if row is None:
@@ -262,6 +306,40 @@ async def grant_new_package(session: AsyncSession, org: Org, package_id: int) ->
     """A package just published into the org's scope: the developers team may read and write it."""
     developers = await _team(session, org, DEVELOPERS)
     session.add(TeamPackage(team_id=developers.id, package_id=package_id, permission="read-write"))
+
+
+async def package_org(session: AsyncSession, package_id: int) -> Org | None:
+    """The org a package was transferred to, if any."""
+    return (await session.execute(select(Org).join(OrgPackage, OrgPackage.org_id == Org.id)
+                                  .where(OrgPackage.package_id == package_id))).scalar_one_or_none()
+
+
+async def owns_package(session: AsyncSession, org: Org, package) -> bool:
+    """Whether ``package`` (a registry Package row) belongs to ``org``: transferred to it, or in its
+    scope and not transferred elsewhere."""
+    owner = await package_org(session, package.id)
+    return owner.id == org.id if owner is not None else package.scope == org.name
+
+
+async def transferred_package_ids(session: AsyncSession, org_id: int) -> list[int]:
+    return list((await session.execute(select(OrgPackage.package_id).where(OrgPackage.org_id == org_id))).scalars())
+
+
+async def adopt_package(session: AsyncSession, org: Org, package_id: int) -> None:
+    """Record that ``org`` now owns a package: teams of the org it belonged to before lose their
+    grants, and the developers team may read and write it."""
+    row = await session.get(OrgPackage, package_id)
+    if row is None:
+        session.add(OrgPackage(package_id=package_id, org_id=org.id))
+    else:
+        row.org_id = org.id
+    own_teams = select(Team.id).where(Team.org_id == org.id)
+    await session.execute(delete(TeamPackage).where(TeamPackage.package_id == package_id,
+                                                    TeamPackage.team_id.not_in(own_teams)))
+    developers = await _team(session, org, DEVELOPERS)
+    if await session.get(TeamPackage, (developers.id, package_id)) is None:
+        session.add(TeamPackage(team_id=developers.id, package_id=package_id, permission="read-write"))
+    await session.flush()
 
 
 async def team_packages(session: AsyncSession, org_name: str, ident: Identity, team_name: str) -> dict[str, str]:
@@ -308,3 +386,21 @@ async def package_team_users(session: AsyncSession, package_id: int) -> dict[str
             best[name] = permission
     return best
 
+
+
+# -- leaving -----------------------------------------------------------------------------------
+
+async def sole_owner_of(session: AsyncSession, user_id: int) -> list[str]:
+    """The orgs whose only owner the user is (they must hand them over before leaving Ketch)."""
+    mine = select(OrgMember.org_id).where(OrgMember.user_id == user_id, OrgMember.role == "owner")
+    rows = await session.execute(
+        select(Org.name).join(OrgMember, OrgMember.org_id == Org.id)
+        .where(Org.id.in_(mine), OrgMember.role == "owner").group_by(Org.id, Org.name)
+        .having(func.count() == 1).order_by(Org.name))
+    return list(rows.scalars())
+
+
+async def leave_all(session: AsyncSession, user_id: int) -> None:
+    """Remove a user who is leaving Ketch from every org and team."""
+    await session.execute(delete(TeamMember).where(TeamMember.user_id == user_id))
+    await session.execute(delete(OrgMember).where(OrgMember.user_id == user_id))

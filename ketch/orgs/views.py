@@ -1,5 +1,6 @@
 """Organization pages of the website: create an org, and its settings page (members and roles,
-teams, team members, and the packages each team may read or write).
+emailed invitations, teams, team members, the packages each team may read or write, and deleting
+the org).
 
 Every change calls the service function `npm org`, `npm team` and `npm access` use
 (:mod:`ketch.orgs.services`), so the role rules (owners manage owners, the last owner stays, the
@@ -10,28 +11,36 @@ needs a one-time password in the form.
 
 from __future__ import annotations
 
-from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch.accounts.auth import origin
+from ketch.accounts import throttle
+from ketch.accounts.auth import client_ip, origin
+from ketch.accounts.email import link_base, send_org_invitation
 from ketch.accounts.pages import (SESSION_EXPIRED, csrf_ok, field, form, login_redirect, page_user, redirect, render,
                                   write_otp)
 from ketch.context import ctx
 from ketch.http.errors import ApiError, BadRequest
 from ketch.orgs import api as orgs_api
-from ketch.orgs import services
-from ketch.orgs.models import ROLES, Org, OrgMember
-from ketch.registry import services as registry
+from ketch.orgs import invitations, services
+from ketch.orgs.models import ROLES
+from ketch.registry import transfer
 
 PERMISSION_LABELS = {"read-only": "Read-only", "read-write": "Read and write"}
+# The fixed messages of these pages after a redirect (``?notice=<key>``), besides the shared ones.
+NOTICES = {
+    "invited": "The invitation is sent. It is valid for 7 days.",
+    "transferred-to-org": "The package is transferred: it belongs to this organization now.",
+    "org-deleted": "The organization is deleted.",
+    "joined": "Welcome! You are a member of this organization now.",
+}
 
 
-async def my_orgs(session, user_id: int) -> list[tuple[str, str]]:
-    rows = await session.execute(select(Org.name, OrgMember.role).join(OrgMember, OrgMember.org_id == Org.id)
-                                 .where(OrgMember.user_id == user_id).order_by(Org.name))
-    return [(n, r) for n, r in rows.all()]
+def own_notice(request: Request) -> dict:
+    """``notice=`` for the messages of these pages (:func:`render` picks the shared ones itself)."""
+    text = NOTICES.get(request.query_params.get("notice", ""))
+    return {"notice": text} if text else {}
 
 
 async def orgs_list_page(request: Request) -> Response:
@@ -39,8 +48,8 @@ async def orgs_list_page(request: Request) -> Response:
     if ident is None:
         return login_redirect(request)
     async with ctx(request).db.read() as session:
-        orgs = await my_orgs(session, ident.user_id)
-    return render(request, "settings_orgs.html", tab="/-/web/settings/orgs", orgs=orgs)
+        orgs = await services.orgs_of(session, ident.user_id)
+    return render(request, "settings_orgs.html", tab="/-/web/settings/orgs", orgs=orgs, **own_notice(request))
 
 
 async def new_org_page(request: Request) -> Response:
@@ -72,9 +81,11 @@ async def _view(request: Request, ident, name: str, status: int = 200, **values)
             teams.append({"name": team.name, "description": team.description,
                           "members": await services.team_members(session, org.name, ident, team.name),
                           "packages": await services.team_packages(session, org.name, ident, team.name)})
-        packages = await registry.scope_packages(session, org.name, ident)
+        packages = await transfer.org_packages(session, org, ident)
+        invited = await invitations.pending(session, org.id) if role in ("owner", "admin") else []
+    values = {**own_notice(request), **values}
     return render(request, "org_settings.html", status, org=org, role=role, manager=role in ("owner", "admin"),
-                  members=members, teams=teams, packages=packages, roles=ROLES, **values)
+                  members=members, teams=teams, packages=packages, roles=ROLES, invited=invited, **values)
 
 
 async def org_settings_page(request: Request) -> Response:
@@ -90,10 +101,15 @@ async def org_settings_page(request: Request) -> Response:
     action = field(data, "action")
     try:
         await write_otp(request, ident, data)
-        notice = await _change(request, ident, name, action, data)
+        notice = await (_invite(request, ident, name, data) if action == "invite" else
+                        _change(request, ident, name, action, data))
     except ApiError as e:
         return await _safe_view(request, ident, name, e.status, error=e.error, failed=action)
-    return redirect(request, f"/-/web/org/{name}/settings#{notice}", notice="saved")
+    if notice == "deleted":
+        return redirect(request, "/-/web/settings/orgs", notice="org-deleted")
+    if notice == "invited":
+        return redirect(request, f"/-/web/org/{name}/settings?notice=invited#invitations")
+    return redirect(request, f"/-/web/org/{name}/settings?notice=saved#{notice}")
 
 
 async def _safe_view(request: Request, ident, name: str, status: int = 200, **values) -> Response:
@@ -107,6 +123,18 @@ async def _safe_view(request: Request, ident, name: str, status: int = 200, **va
         raise
 
 
+async def _invite(request: Request, ident, name: str, data) -> str:
+    role, invitee = field(data, "role"), field(data, "invitee").strip()
+    # The budget of emailed links per address (and per client IP), as for reset emails.
+    await throttle.mail(ctx(request).db, "invite", invitee.lstrip("@") or "-", client_ip(request))
+    async with ctx(request).db.write() as session:
+        sent = await invitations.invite(session, name, ident, invitee, role, origin=origin(request))
+    # Sent once the invitation is committed, so a link never points at an invitation that is not there.
+    send_org_invitation(request, sent.address, name, role, ident.name,
+                        f"{link_base(request)}/-/web/org-invitation?token={sent.secret}")
+    return "invited"
+
+
 async def _change(request: Request, ident, name: str, action: str, data) -> str:
     where = origin(request)
     user, team = field(data, "user").strip().lstrip("@"), field(data, "team").strip()
@@ -114,6 +142,12 @@ async def _change(request: Request, ident, name: str, action: str, data) -> str:
         if action == "set-member":
             await services.set_member(session, name, ident, user, field(data, "role"), origin=where)
             return "members"
+        if action == "revoke-invitation":
+            await invitations.revoke(session, name, ident, field(data, "invitation"), origin=where)
+            return "invitations"
+        if action == "delete-org":
+            await services.delete_org(session, name, ident, field(data, "confirm_name"), origin=where)
+            return "deleted"
         if action == "remove-member":
             await services.remove_member(session, name, ident, user, origin=where)
             return "members"

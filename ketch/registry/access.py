@@ -4,8 +4,9 @@ Levels, each including the ones before: ``none`` < ``read`` < ``write`` (publish
 deprecate) < ``admin`` (unpublish, owners, access and 2FA settings).
 
 - Anyone may read a public package; a restricted one only those listed below.
-- Maintainers are admins; so are the owners and admins of the org that owns the package's scope,
-  and the user whose name is the scope (``@alice/x`` belongs to alice).
+- Maintainers are admins; so are the owners and admins of the org that owns the package (the org
+  it was transferred to, else the org of its scope), and the user whose name is the scope
+  (``@alice/x`` belongs to alice).
 - Members of a team granted the package get ``read`` (read-only) or ``write`` (read-write).
 - A read-only token caps the level at ``read``; a granular token limited to packages or scopes
   caps it at ``read`` (public) or ``none`` (restricted) outside its list, and at its own
@@ -69,20 +70,22 @@ async def _user_level(session: AsyncSession, package: Package, ident: Identity) 
         Maintainer.package_id == package.id, Maintainer.user_id == ident.user_id))
     if maintainer.first() is not None:
         return "admin"
-    if package.scope:
-        if package.scope == ident.name:
-            return "admin"
-        org = await orgs.get_org(session, package.scope)
-        if org is not None:
-            role = await orgs.role_of(session, org.id, ident.user_id)
-            if role in ("owner", "admin"):
-                return "admin"
-            if role is not None:
-                grant = await orgs.package_grant(session, package.id, ident.user_id)
-                if grant == "read-write":
-                    return "write"
-                if grant == "read-only":
-                    return "read"
+    if package.scope == ident.name:
+        return "admin"
+    # From here on every query runs whatever the earlier ones found, for a real package and for
+    # the stand-in of a missing name (id 0, no owning org) alike, so a hidden package and a missing
+    # one cost the same (C02) even when the hidden one was transferred to an org.
+    owner = await orgs.package_org(session, package.id)
+    scope_org = await orgs.get_org(session, package.scope) if package.scope else None
+    org = owner or scope_org
+    role = await orgs.role_of(session, org.id if org is not None else 0, ident.user_id)
+    if role in ("owner", "admin"):
+        return "admin"
+    grant = await orgs.package_grant(session, package.id, ident.user_id)
+    if role is not None and grant == "read-write":
+        return "write"
+    if role is not None and grant == "read-only":
+        return "read"
     return "none"
 
 

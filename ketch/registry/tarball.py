@@ -413,3 +413,12 @@ def _check_no_file_used_as_dir(files: set[str], dirs: list[str]) -> None:
     for (a, a_is_file), (b, _) in itertools.pairwise(paths):
         if a == b or (a_is_file and b[: len(a)] == a):
             raise BadTarball(f"tarball uses {'/'.join(a)!r} both as a file and as a directory")
+
+
+# Public names of the reading helpers, for the website's code browser (ketch/web/code.py).
+BLOCK = _BLOCK
+ZERO_BLOCK = _ZERO_BLOCK
+PAX_LOCAL = _PAX_LOCAL
+Gunzip = _Gunzip
+padded = _padded
+parse_pax = _parse_pax

@@ -1,5 +1,6 @@
 """The package settings page of the website (owners and admins of the package): visibility and
-publishing 2FA, owners, deprecating versions, dist-tags, and transferring the package.
+publishing 2FA, owners, deprecating versions, dist-tags, and transferring the package to another
+user or to an organization (:mod:`ketch.registry.transfer`).
 
 Each form calls the service function behind the matching npm command (`npm access set`,
 `npm owner`, `npm deprecate`, `npm dist-tag`; :mod:`ketch.registry.services`), so the permission
@@ -22,7 +23,7 @@ from ketch.accounts.pages import (SESSION_EXPIRED, csrf_ok, field, form, login_r
 from ketch.context import ctx
 from ketch.http.errors import ApiError, BadRequest
 from ketch.orgs import services as orgs
-from ketch.registry import services
+from ketch.registry import services, transfer
 
 MFA_MODES = {"none": (False, False), "publish": (True, False), "automation": (True, True)}
 
@@ -65,7 +66,9 @@ async def package_settings_page(request: Request) -> Response:
         return await _safe_view(request, ident, name, e.status, error=e.error, failed=action)
     if section == "transferred":
         return redirect(request, "/-/web/settings/orgs", notice="transferred")
-    return redirect(request, _settings_path(name) + "#" + section, notice="saved")
+    if section.startswith("org:"):
+        return redirect(request, f"/-/web/org/{section[4:]}/settings?notice=transferred-to-org#packages")
+    return redirect(request, f"{_settings_path(name)}?notice=saved#{section}")
 
 
 async def _safe_view(request: Request, ident, name: str, status: int, **values) -> Response:
@@ -116,6 +119,9 @@ async def _change(request: Request, ident, name: str, action: str, data) -> str:
             package = await _package(session, name, ident)
             current = [m["name"] for m in await services.maintainers(session, package.id)]
             target = field(data, "user").strip().lstrip("@")
+            if not target:
+                raise BadRequest("Enter a user name." if action != "transfer" else
+                                 "Enter the name of the user or organization to transfer the package to.")
             if action == "owner-add":
                 wanted = current + [target] if target not in current else current
             elif action == "owner-remove":
@@ -123,9 +129,10 @@ async def _change(request: Request, ident, name: str, action: str, data) -> str:
             else:
                 if field(data, "confirm_name").strip() != name:
                     raise BadRequest("Type the package name to confirm the transfer.")
-                wanted = await _transfer_targets(session, target, ident)
-            if not target:
-                raise BadRequest("Enter a user name.")
+                if await orgs.get_org(session, target) is not None:
+                    org = await transfer.transfer_to_org(c.db, session, name, target, ident, origin=where)
+                    return "org:" + org.name
+                wanted = [target]
             body = {"_id": name, "name": name, "maintainers": [{"name": n} for n in wanted]}
             await services.update_document(c.db, session, name, body, ident, f"{package.rev}-", where)
             return "transferred" if action == "transfer" and ident.name not in wanted else "owners"
@@ -134,17 +141,6 @@ async def _change(request: Request, ident, name: str, action: str, data) -> str:
 
 async def _package(session, name: str, ident):
     return await services.require_admin(session, name, ident)
-
-
-async def _transfer_targets(session, target: str, ident) -> list[str]:
-    """The new owners: the named user, or every owner of the named organization (which the caller
-    must manage: nobody can hand a package to an org they do not run)."""
-    org = await orgs.get_org(session, target)
-    if org is None:
-        return [target]
-    await orgs.managed_org(session, org.name, ident)
-    owners = [n for n, role in (await orgs.members(session, org.id)).items() if role == "owner"]
-    return owners
 
 
 routes = [Route("/-/web/package/{name:path}/settings", package_settings_page, methods=["GET", "POST"])]

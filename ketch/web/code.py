@@ -22,7 +22,7 @@ from pygments.formatters import HtmlFormatter
 from pygments.lexers import TextLexer, get_lexer_for_filename
 from pygments.util import ClassNotFound
 
-from ketch.registry.tarball import _BLOCK, _PAX_LOCAL, _ZERO_BLOCK, BadTarball, _Gunzip, _padded, _parse_pax
+from ketch.registry.tarball import BLOCK, PAX_LOCAL, ZERO_BLOCK, BadTarball, Gunzip, padded, parse_pax
 
 KiB = 1024
 MiB = 1024 * KiB
@@ -78,24 +78,24 @@ class FileView:
 def _walk(data: bytes, want: str | None = None, max_entries: int = MAX_ENTRIES):
     """Yield (path, size, reader) for each regular file; ``reader(n)`` reads up to n bytes of the
     file's data (only while that entry is current). Paths are relative to the package folder."""
-    stream = _Gunzip(data, MAX_LIST_BYTES)
+    stream = Gunzip(data, MAX_LIST_BYTES)
     pax: dict[str, str] | None = None
     long_name: str | None = None
     entries = 0
     while True:
-        header = stream.read(_BLOCK)
-        if len(header) < _BLOCK or header == _ZERO_BLOCK:
+        header = stream.read(BLOCK)
+        if len(header) < BLOCK or header == ZERO_BLOCK:
             return
         try:
             info = tarfile.TarInfo.frombuf(header, "utf-8", "surrogateescape")
         except tarfile.HeaderError:
             return
         kind, size = info.type, info.size
-        if kind in _PAX_LOCAL or kind == tarfile.XGLTYPE or kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
+        if kind in PAX_LOCAL or kind == tarfile.XGLTYPE or kind in (tarfile.GNUTYPE_LONGNAME, tarfile.GNUTYPE_LONGLINK):
             body = stream.read_exact(size, "an extended header")
-            stream.skip(_padded(size), "an extended header")
-            if kind in _PAX_LOCAL:
-                pax = _parse_pax(body)
+            stream.skip(padded(size), "an extended header")
+            if kind in PAX_LOCAL:
+                pax = parse_pax(body)
             elif kind == tarfile.GNUTYPE_LONGNAME:
                 long_name = body.split(b"\x00", 1)[0].decode("utf-8", "surrogateescape")
             continue
@@ -118,7 +118,7 @@ def _walk(data: bytes, want: str | None = None, max_entries: int = MAX_ENTRIES):
                     consumed[0] += len(out)
                     return out
                 yield rel.encode("utf-8", "surrogateescape").decode("utf-8", "replace"), size, reader
-        stream.skip(size - consumed[0] + _padded(size), name)
+        stream.skip(size - consumed[0] + padded(size), name)
 
 
 class _TooMany(Exception):

@@ -1,7 +1,8 @@
-"""Reads the website needs that no domain service offers yet (all read-only, all small).
+"""Reads the website needs that no domain service offers yet (all read-only, all small), and the
+download figures of a package page.
 
-They read other domains' tables directly, which the layering rules reserve for services: each is
-a candidate to move into its domain's ``services.py`` (noted in the issue's hand-over). Access
+The search-index reads below still read the search domain's table directly, which the layering
+rules reserve for services: they are to move into a read module of ``ketch/search``. Access
 rules are never decided here: private packages are filtered with ``registry.services.can_read``.
 """
 
@@ -13,9 +14,6 @@ from datetime import timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ketch.accounts.models import User
-from ketch.orgs.models import Org, OrgMember, Team, TeamMember
-from ketch.registry.models import Package, Version
 from ketch.search.models import SearchDocument as Doc
 from ketch.stats import periods, services as stats
 
@@ -49,40 +47,6 @@ async def summaries(session: AsyncSession, names: list[str]) -> dict[str, Doc]:
     return {d.name: d for d in rows.scalars()}
 
 
-async def version_readme(session: AsyncSession, package_id: int, version: str) -> tuple[str | None, str | None]:
-    row = (await session.execute(
-        select(Version.readme, Version.readme_filename)
-        .where(Version.package_id == package_id, Version.version == version, Version.unpublished.is_(None)))).first()
-    return (row[0], row[1]) if row else (None, None)
-
-
-async def package_id(session: AsyncSession, name: str) -> int | None:
-    return (await session.execute(select(Package.id).where(Package.name == name))).scalar_one_or_none()
-
-
-async def live_user(session: AsyncSession, name: str) -> User | None:
-    user = (await session.execute(select(User).where(User.name == name))).scalar_one_or_none()
-    return None if user is None or user.deleted is not None else user
-
-
-async def orgs_of(session: AsyncSession, user_id: int) -> list[tuple[str, str]]:
-    rows = await session.execute(select(Org.name, OrgMember.role).join(OrgMember, OrgMember.org_id == Org.id)
-                                 .where(OrgMember.user_id == user_id).order_by(Org.name))
-    return [(n, r) for n, r in rows.all()]
-
-
-async def team_sizes(session: AsyncSession, team_ids: list[int]) -> dict[int, int]:
-    if not team_ids:
-        return {}
-    rows = await session.execute(select(TeamMember.team_id, func.count()).where(TeamMember.team_id.in_(team_ids))
-                                 .group_by(TeamMember.team_id))
-    return dict(rows.all())
-
-
-async def teams_of(session: AsyncSession, org_id: int) -> list[Team]:
-    return list((await session.execute(select(Team).where(Team.org_id == org_id).order_by(Team.name))).scalars())
-
-
 # -- download figures ------------------------------------------------------------------------------
 
 class DownloadFigures:
@@ -105,15 +69,17 @@ class DownloadFigures:
 
 
 async def download_figures(caches: dict, session_factory, name: str) -> DownloadFigures:
-    """Weekly downloads, a year of weekly sums and the public dependents count of ``name``, reused
-    for :data:`STATS_TTL` seconds (counts change once a flush lands; a minute late is fine)."""
+    """Weekly downloads (the last 7 complete UTC days, as npm's ``last-week``), a year of weekly
+    sums ending with today's partial day (so a new package's first downloads show at once), and the
+    public dependents count of ``name``, reused for :data:`STATS_TTL` seconds (counts change once a
+    flush lands; a minute late is fine)."""
     store: dict = caches.setdefault("web-downloads", {})
     now = time.monotonic()
     hit = store.get(name)
     if hit is not None and hit[0] > now:
         return hit[1]
     today = periods.today()
-    period = periods.last_days(SPARK_WEEKS * 7, today)
+    period = periods.Period(today - timedelta(days=SPARK_WEEKS * 7 - 1), today)
     async with session_factory() as session:
         days = (await stats.package_days(session, [name], period))[name]
         dependents = (await stats.dependent_counts(session, [name]))[name]
@@ -121,7 +87,9 @@ async def download_figures(caches: dict, session_factory, name: str) -> Download
     for w in range(SPARK_WEEKS):
         start = period.start + timedelta(days=7 * w)
         weeks.append(sum(days.get(start + timedelta(days=d), 0) for d in range(7)))
-    figures = DownloadFigures(weeks[-1], weeks, dependents)
+    last_week = periods.last_days(7, today)
+    weekly = sum(n for day, n in days.items() if last_week.start <= day <= last_week.end)
+    figures = DownloadFigures(weekly, weeks, dependents)
     if len(store) >= _MAX_STATS:
         store.clear()
     store[name] = (now + STATS_TTL, figures)

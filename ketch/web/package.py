@@ -22,6 +22,7 @@ from starlette.responses import Response
 
 from ketch.accounts.web_session import current_identity
 from ketch.http.errors import ApiError
+from ketch.registry import reads
 from ketch.registry import services as registry
 from ketch.registry.fastpath import PackumentCache
 from ketch.stats.dependents import dependents_of
@@ -181,8 +182,8 @@ async def package_page(request: Request, name: str) -> Response:
         text, filename = doc.get("readme"), doc.get("readmeFilename")
         if version != latest:
             async with c.db.read() as session:
-                pid = package_id or await data.package_id(session, name)
-                text, filename = await data.version_readme(session, pid, version)
+                pid = package_id or await reads.package_id(session, name)
+                text, filename = await reads.version_readme(session, pid, version)
         values["readme_html"] = _readmes(request).render(
             name, version, text if isinstance(text, str) else None, filename if isinstance(filename, str) else None,
             repo, lambda path: pkg_url(name, tab="code", path=path.lstrip("./"), version=version_param))

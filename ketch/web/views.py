@@ -11,11 +11,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from ketch.accounts import services as accounts
 from ketch.accounts.web_session import current_identity
 from ketch.context import base_url
 from ketch.http.errors import ApiError
 from ketch.orgs import services as orgs
 from ketch.registry import services as registry
+from ketch.registry import transfer
 from ketch.search import index as search_index
 from ketch.search import scoring
 from ketch.search import services as search
@@ -80,8 +82,8 @@ async def user_page(request: Request) -> Response:
     viewer = await current_identity(request)
     name = request.path_params["name"]
     async with request.app.state.ketch.db.read() as session:
-        user = await data.live_user(session, name)
-        if user is None:
+        user = await accounts.get_user(session, name)
+        if user is None or user.deleted is not None:
             return not_found(request, viewer, what="user", name=name)
         try:
             packages = await registry.user_packages(session, user.name, viewer)
@@ -89,8 +91,8 @@ async def user_page(request: Request) -> Response:
             packages = {}
         owned = [n for n, level in packages.items() if level == "write"]
         docs = await data.summaries(session, owned)
-        memberships = await data.orgs_of(session, user.id)
-        mine = dict(await data.orgs_of(session, viewer.user_id)) if viewer else {}
+        memberships = await orgs.orgs_of(session, user.id)
+        mine = dict(await orgs.orgs_of(session, viewer.user_id)) if viewer else {}
     # An org membership is shown to the user and to fellow members only, as the org API does.
     shown_orgs = [(org, role) for org, role in memberships if viewer and (viewer.user_id == user.id or org in mine)]
     return page(request, "user.html", viewer=viewer, user=user, packages=owned, docs=docs, orgs=shown_orgs,
@@ -106,13 +108,13 @@ async def org_page(request: Request) -> Response:
         if org is None:
             return not_found(request, viewer, what="organization", name=name)
         role = await orgs.role_of(session, org.id, viewer.user_id) if viewer else None
-        packages = await registry.scope_packages(session, org.name, viewer)
+        packages = await transfer.org_packages(session, org, viewer)
         docs = await data.summaries(session, list(packages))
         members, teams, sizes = {}, [], {}
         if role is not None:  # members, roles and teams are for members' eyes (as `npm org ls` is)
             members = await orgs.members(session, org.id)
-            teams = await data.teams_of(session, org.id)
-            sizes = await data.team_sizes(session, [t.id for t in teams])
+            teams = await orgs.teams(session, org.id)
+            sizes = await orgs.team_sizes(session, [t.id for t in teams])
     return page(request, "org.html", viewer=viewer, org=org, role=role, packages=list(packages), docs=docs,
                 members=sorted(members.items()), teams=teams, team_sizes=sizes)
 

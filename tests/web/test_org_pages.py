@@ -115,3 +115,49 @@ def test_org_team_private_package_and_package_settings(browser, server, tmp_path
     finally:
         context.close()
     watch.assert_clean()
+
+
+def test_transfer_package_to_org_then_npm_access(browser, server, tmp_path):
+    """A user's unscoped package, transferred to an org on its settings page, is the org's: the real
+    npm grants it to a team and lists it among the org's packages; outsiders still cannot manage it."""
+    owner, outsider = server.create_user("owner"), server.create_user("outsider")
+    org, package = unique("org"), unique("lib")
+    base = server.url
+    with server.http(token=owner.token) as client:
+        assert client.put(f"-/org/{org}", json={}).status_code == 201
+        assert client.put(f"-/org/{org}/team", json={"name": "devs"}).status_code == 201
+    npm = Npm(server, tmp_path / "npm", user=owner)
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch = Watch(page)
+    try:
+        npm.publish(new_package(tmp_path, package))
+        # Before the transfer, the org's teams cannot be granted the package.
+        assert npm.run("access", "grant", "read-write", f"{org}:devs", package, ok=False).returncode != 0
+
+        login(page, base, owner.name, owner.password)
+        page.goto(f"{base}-/web/package/{package}/settings")
+        page.fill("#transfer-to", org)
+        page.fill("#transfer-confirm", package)
+        page.click("#transfer button[type=submit]")
+        page.wait_for_url(re.compile(rf"/-/web/org/{org}/settings\?notice=transferred-to-org"))
+        assert "belongs to this organization now" in page.inner_text("main")
+        assert package in page.inner_text("#packages")
+        shoot(page, "org-transferred")
+
+        npm.run("access", "grant", "read-write", f"{org}:devs", package)
+        assert f"{package}: read-write" in npm.run("access", "list", "packages", f"{org}:devs").stdout
+        assert f"{package}: read-write" in npm.run("access", "list", "packages", org).stdout
+        logout(page, base)
+
+        login(page, base, outsider.name, outsider.password)
+        assert page.goto(f"{base}-/web/package/{package}/settings").status == 403
+    finally:
+        context.close()
+        npm.close()
+    outsider_npm = Npm(server, tmp_path / "npm-outsider", user=outsider)
+    try:
+        assert outsider_npm.run("access", "set", "mfa=publish", package, ok=False).returncode != 0
+    finally:
+        outsider_npm.close()
+    watch.assert_clean()

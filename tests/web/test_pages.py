@@ -278,3 +278,32 @@ def test_sparkline_points():
     line, area = DownloadFigures(5, [0, 10, 5], 0).sparkline()
     assert line == "0.0,29.0 50.0,1.0 100.0,15.0"
     assert area.startswith("0,30 ") and area.endswith(" 100,30")
+
+
+def test_sparkline_shows_todays_partial_day(tmp_path):
+    """Downloads counted today draw the sparkline at once; the weekly figure stays npm's last-week
+    (complete days), which does not include them yet."""
+    import asyncio
+
+    from ketch.config import Settings
+    from ketch.db import Database
+    from ketch.db.migrate import upgrade
+    from ketch.stats import periods
+    from ketch.stats.services import add_downloads
+    from ketch.web.data import download_figures
+
+    settings = Settings(data_dir=tmp_path)
+    upgrade(settings.resolved_database_url)
+
+    async def figures_after_downloads_today():
+        db = Database(settings.resolved_database_url)
+        try:
+            async with db.write() as session:
+                await add_downloads(db, session, {("fresh-pkg", "1.0.0", periods.today()): 3})
+            return await download_figures({}, db.read, "fresh-pkg")
+        finally:
+            await db.dispose()
+
+    figures = asyncio.run(figures_after_downloads_today())
+    assert figures.weeks[-1] == 3 and figures.weekly == 0
+    assert figures.sparkline() is not None
