@@ -1,9 +1,6 @@
-"""Reads the website needs that no domain service offers yet (all read-only, all small), and the
-download figures of a package page.
+"""The download figures of a package page (weekly count, sparkline, per-version), cached briefly.
 
-The search-index reads below still read the search domain's table directly, which the layering
-rules reserve for services: they are to move into a read module of ``ketch/search``. Access
-rules are never decided here: private packages are filtered with ``registry.services.can_read``.
+Lists of packages come from ketch.search.listings; access is never decided here.
 """
 
 from __future__ import annotations
@@ -11,40 +8,13 @@ from __future__ import annotations
 import time
 from datetime import timedelta
 
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ketch.search.models import SearchDocument as Doc
 from ketch.stats import periods, services as stats
 
 SPARK_WEEKS = 52
 STATS_TTL = 60.0  # seconds a package's download figures are reused on the page
 _MAX_STATS = 10_000
-
-
-async def recently_updated(session: AsyncSession, limit: int = 10) -> list[Doc]:
-    rows = await session.execute(select(Doc).where(Doc.access != "restricted").order_by(Doc.updated.desc())
-                                 .limit(limit))
-    return list(rows.scalars())
-
-
-async def most_downloaded(session: AsyncSession, limit: int = 10) -> list[Doc]:
-    rows = await session.execute(select(Doc).where(Doc.access != "restricted")
-                                 .order_by(Doc.weekly_downloads.desc(), Doc.popularity.desc(), Doc.name).limit(limit))
-    return list(rows.scalars())
-
-
-async def public_package_count(session: AsyncSession) -> int:
-    return (await session.execute(select(func.count()).select_from(Doc).where(Doc.access != "restricted"))).scalar_one()
-
-
-async def summaries(session: AsyncSession, names: list[str]) -> dict[str, Doc]:
-    """Search-index rows (description, latest version, dates) of ``names``; the caller has already
-    checked that the viewer may see each of them."""
-    if not names:
-        return {}
-    rows = await session.execute(select(Doc).where(Doc.name.in_(names)))
-    return {d.name: d for d in rows.scalars()}
 
 
 # -- download figures ------------------------------------------------------------------------------

@@ -19,10 +19,11 @@ from ketch.orgs import services as orgs
 from ketch.registry import services as registry
 from ketch.registry import transfer
 from ketch.search import index as search_index
+from ketch.search import listings
 from ketch.search import scoring
 from ketch.search import services as search
 from ketch.search.query import BadQuery, parse
-from ketch.web import data, readme
+from ketch.web import readme
 from ketch.web.render import not_found, page
 from ketch.web.templates import SECURITY_HEADERS, static_file
 
@@ -39,9 +40,9 @@ SORTS = {
 async def home(request: Request) -> Response:
     viewer = await current_identity(request)
     async with request.app.state.ketch.db.read() as session:
-        recent = await data.recently_updated(session)
-        popular = await data.most_downloaded(session)
-        total = await data.public_package_count(session)
+        recent = await listings.recently_updated(session)
+        popular = await listings.most_downloaded(session)
+        total = await listings.public_package_count(session)
     return page(request, "home.html", viewer=viewer, recent=recent, popular=popular, total=total,
                 registry_url=base_url(request) + "/")
 
@@ -90,7 +91,7 @@ async def user_page(request: Request) -> Response:
         except ApiError:
             packages = {}
         owned = [n for n, level in packages.items() if level == "write"]
-        docs = await data.summaries(session, owned)
+        docs = await listings.summaries(session, owned)
         memberships = await orgs.orgs_of(session, user.id)
         mine = dict(await orgs.orgs_of(session, viewer.user_id)) if viewer else {}
     # An org membership is shown to the user and to fellow members only, as the org API does.
@@ -109,7 +110,7 @@ async def org_page(request: Request) -> Response:
             return not_found(request, viewer, what="organization", name=name)
         role = await orgs.role_of(session, org.id, viewer.user_id) if viewer else None
         packages = await transfer.org_packages(session, org, viewer)
-        docs = await data.summaries(session, list(packages))
+        docs = await listings.summaries(session, list(packages))
         members, teams, sizes = {}, [], {}
         if role is not None:  # members, roles and teams are for members' eyes (as `npm org ls` is)
             members = await orgs.members(session, org.id)
