@@ -259,3 +259,139 @@ def reindex(data_dir: DataDir = None, database_url: DatabaseUrl = None, config: 
 
     count = asyncio.run(run())
     console.print(f"[green]reindexed {count} packages[/green]")
+
+
+@app.command()
+def mirror(
+    source: Annotated[str, typer.Argument(help="Base URL of the registry to copy from.")],
+    names: Annotated[Optional[str], typer.Option("--names", help="Copy only these packages (comma-separated).")] = None,
+    names_file: Annotated[Optional[Path], typer.Option("--names-file", help="Copy only the packages in this "
+                                                       "file (one name a line).")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="Bearer token for the source (private packages).",
+                                                 envvar="KETCH_MIRROR_TOKEN")] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Requests to the source at once.")] = 8,
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, storage_url: StorageUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Copy packages from another registry, pinned in the proxy cache: all of them by following its
+    changes feed from where the last run stopped, or only the names given. Safe to interrupt."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from ketch.blobs import open_blob_store
+    from ketch.db import Database
+    from ketch.feed.mirror import Mirror
+
+    wanted = [n.strip() for n in (names or "").split(",") if n.strip()]
+    if names_file is not None:
+        wanted += [line.strip() for line in names_file.read_text().splitlines()
+                   if line.strip() and not line.lstrip().startswith("#")]
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url, storage_url=storage_url)
+    prepare(settings)
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+
+    async def run():
+        db = Database(settings.resolved_database_url)
+        copier = None
+        try:
+            with Progress(*columns, console=console) as bar:
+                task = bar.add_task("packages" if wanted or names_file else "changes", total=None)
+                copier = Mirror(db, open_blob_store(settings), source, token=token, concurrency=concurrency,
+                                progress=lambda done, total: bar.update(task, completed=done, total=total))
+                return await (copier.copy_names(wanted) if wanted or names_file else copier.follow())
+        finally:
+            if copier is not None:
+                await copier.close()
+            await db.dispose()
+
+    import httpx
+
+    from ketch.feed.mirror import CopyFailed
+
+    try:
+        summary = asyncio.run(run())
+    except (httpx.HTTPError, CopyFailed, ValueError) as e:
+        console.print(f"[red]cannot read the changes feed of {source}: {e}[/red]")
+        raise typer.Exit(1) from None
+    console.print(f"copied {summary.packages} packages ({summary.versions} versions), {summary.tarballs} tarballs "
+                  f"({_bytes(summary.bytes)}); removed {summary.deleted} deleted packages")
+    if summary.failures:
+        for name, reason in sorted(summary.failures.items()):
+            typer.echo(f"FAIL {name}: {reason}")
+        console.print(f"[red]{len(summary.failures)} package(s) could not be copied; run again to retry them[/red]")
+        raise typer.Exit(1)
+
+
+cache_app = typer.Typer(help="The proxy cache (packages fetched from uplinks).", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+@cache_app.command("prune")
+def cache_prune(
+    max_size: Annotated[Optional[str], typer.Option("--max-size", help="Keep the unpinned cache under this "
+                                                    "size, e.g. 10GB (units are powers of 1024).")] = None,
+    max_age: Annotated[Optional[str], typer.Option("--max-age", help="Drop what was not used for this long, "
+                                                   "e.g. 30d, 12h.")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would be deleted.")] = False,
+    data_dir: DataDir = None, database_url: DatabaseUrl = None, storage_url: StorageUrl = None,
+    config: ConfigFile = None,
+) -> None:
+    """Delete cached upstream packuments and tarballs, least recently used first (mirrored, pinned
+    copies are never touched). Safe while the registry serves: it fetches again what it needs."""
+    import asyncio
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+    from rich.table import Table
+
+    from ketch.blobs import open_blob_store
+    from ketch.db import Database
+    from ketch.proxy import prune
+
+    if max_size is None and max_age is None:
+        raise typer.BadParameter("give --max-size, --max-age or both")
+    try:
+        size = prune.parse_size(max_size) if max_size is not None else None
+        age = prune.parse_age(max_age) if max_age is not None else None
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    settings = load_settings(config, data_dir=data_dir, database_url=database_url, storage_url=storage_url)
+    prepare(settings)
+
+    async def run():
+        db = Database(settings.resolved_database_url)
+        try:
+            found = await prune.plan(db, max_size=size, max_age=age)
+            if dry_run or not found.drop:
+                return found, 0
+            with Progress(TextColumn("pruning"), BarColumn(), MofNCompleteColumn(), console=console) as bar:
+                task = bar.add_task("", total=len(found.drop))
+                blobs = await prune.apply(db, open_blob_store(settings), found.drop,
+                                          lambda done: bar.update(task, completed=done))
+            return found, blobs
+        finally:
+            await db.dispose()
+
+    found, blobs = asyncio.run(run())
+    if dry_run:
+        table = Table("package", "file", "size", "last used")
+        for item in found.drop[:50]:
+            table.add_row(item.name, item.filename or "(packument)", _bytes(item.size),
+                          f"{item.last_used:%Y-%m-%d %H:%M}")
+        if len(found.drop) > 50:
+            table.add_row(f"… and {len(found.drop) - 50} more", "", "", "")
+        console.print(table)
+    freed = sum(i.size for i in found.drop)
+    verb = "would delete" if dry_run else "deleted"
+    console.print(f"[green]{verb} {sum(i.filename is None for i in found.drop)} packuments and "
+                  f"{sum(i.filename is not None for i in found.drop)} tarballs ({_bytes(freed)}"
+                  + ("" if dry_run else f", {blobs} blobs no longer shared")
+                  + f"); the unpinned cache {'would hold' if dry_run else 'holds'} {_bytes(found.kept_bytes)}[/green]")
+
+
+def _bytes(count: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if count < 1024:
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1024
+    return f"{count:.1f} TB"

@@ -37,7 +37,7 @@ class CachedTarball(Base):
 
     name: Mapped[str] = mapped_column(String(214), primary_key=True)
     filename: Mapped[str] = mapped_column(String(300), primary_key=True)
-    blob_key: Mapped[str] = mapped_column(String(200))
+    blob_key: Mapped[str] = mapped_column(String(200), index=True)
     integrity: Mapped[str] = mapped_column(String(200))  # what the bytes were verified against
     size: Mapped[int] = mapped_column(BigInteger)
     fetched: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -204,7 +204,7 @@ class FastPath:
         if scope["type"] != "http" or scope["method"] != "GET" or scope["query_string"]:
             return await self.app(scope, receive, send)
         path: str = scope["path"]
-        if len(path) < 2 or path[1] == "-":
+        if len(path) < 2 or path[1] in "-_":  # /-/… endpoints and /_changes; no package name starts with _
             return await self.app(scope, receive, send)
         parts = path[1:].split("/")
         if parts[0][:1] == "@":

@@ -41,7 +41,7 @@ class Version(Base):
     readme_filename: Mapped[str | None] = mapped_column(String(255))
     integrity: Mapped[str] = mapped_column(String(200))
     shasum: Mapped[str] = mapped_column(String(40))
-    blob_key: Mapped[str] = mapped_column(String(200))
+    blob_key: Mapped[str] = mapped_column(String(200), index=True)
     size: Mapped[int] = mapped_column(BigInteger)
     publisher_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -101,17 +101,18 @@ async def load_rows(session: AsyncSession, package: Package) -> packument.Packag
     )
 
 
-async def rebuild(session: AsyncSession, package: Package) -> packument.Built | None:
-    """Recompute and store the packuments of ``package`` (inside the caller's transaction)."""
+async def rebuild(session: AsyncSession, package: Package, kind: str = "update") -> packument.Built | None:
+    """Recompute and store the packuments of ``package`` (inside the caller's transaction);
+    ``kind`` names the change for the replication feed (publish, dist-tag, deprecate, …)."""
     touch(session, package.name)
     await session.execute(delete(Packument).where(Packument.package_id == package.id))
     if package.unpublished is not None:
-        await events.package_changed(session, package, None)
+        await events.package_changed(session, package, None, kind, f"{package.rev}-deleted")
         return None
     await session.flush()  # pending version/dist-tag rows must be visible to the loads below
     rows = await load_rows(session, package)
-    await events.package_changed(session, package, rows)
     built = packument.build(rows)
+    await events.package_changed(session, package, rows, kind, built.rev)
     session.add(Packument(package_id=package.id, name=package.name, etag=built.etag, modified=package.modified,
                           access=package.access, full=built.full, abbreviated=built.abbreviated))
     await session.flush()
@@ -235,7 +236,7 @@ async def publish(db, session: AsyncSession, cmd: PublishCommand, ident: Identit
     _advance(package)
     await audit.record(session, "package:publish", actor=ident, origin=origin, package=package.name,
                        org=scope, details={"version": cmd.version, "tags": cmd.tags})
-    return await rebuild(session, package)
+    return await rebuild(session, package, "publish")
 
 
 async def _set_tag(session: AsyncSession, package_id: int, tag: str, version: str, *, exists: bool) -> None:
@@ -263,7 +264,7 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
         raise NotFound()
     _check_rev(package, rev if rev is not None else body.get("_rev"))
     live = {v.version: v for v in await live_versions(session, package.id)}
-    changed = False
+    kind = None  # what changed, for the replication feed; None: nothing
 
     versions = body.get("versions")
     if versions is not None:
@@ -288,7 +289,7 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
             await _require(session, package, ident, "admin")
         for number, message in deprecations.items():
             live[number].deprecated = message
-            changed = True
+            kind = "deprecate"
         if deprecations:
             await audit.record(session, "package:deprecate", actor=ident, origin=origin, package=package.name,
                                details={"versions": sorted(deprecations)})
@@ -296,22 +297,22 @@ async def update_document(db, session: AsyncSession, name: str, body: dict, iden
             await _unpublish_versions(session, package, [live[v] for v in removed], body.get("dist-tags"))
             await audit.record(session, "package:unpublish", actor=ident, origin=origin, package=package.name,
                                details={"versions": sorted(removed)})
-            changed = True
+            kind = "unpublish"
 
     owners = body.get("maintainers")
     if owners is not None and rev is not None and await _set_maintainers(session, package, owners, ident):
-        changed = True
+        kind = "owner"
         await audit.record(session, "package:owners", actor=ident, origin=origin, package=package.name,
                            details={"owners": sorted(o["name"] for o in owners)})
 
     users = body.get("users")
-    if isinstance(users, dict):
-        changed |= await _star(session, package, ident, bool(users.get(ident.name)))
+    if isinstance(users, dict) and await _star(session, package, ident, bool(users.get(ident.name))):
+        kind = kind or "star"
 
-    if not changed:
+    if kind is None:
         return None
     _advance(package)
-    return await rebuild(session, package)
+    return await rebuild(session, package, kind)
 
 
 async def _unpublish_versions(session: AsyncSession, package: Package, removed: list[Version], tags: object) -> None:
@@ -387,7 +388,7 @@ async def unpublish_package(db, session: AsyncSession, name: str, ident: Identit
     _advance(package)
     await audit.record(session, "package:unpublish", actor=ident, origin=origin, package=package.name,
                        details={"versions": "all"})
-    await rebuild(session, package)
+    await rebuild(session, package, "unpublish")
 
 
 # -- dist-tags ------------------------------------------------------------------------------
@@ -414,7 +415,7 @@ async def add_dist_tag(db, session: AsyncSession, name: str, tag: str, version: 
         return
     await _set_tag(session, package.id, tag, version, exists=tag in tags)
     _advance(package)
-    await rebuild(session, package)
+    await rebuild(session, package, "dist-tag")
 
 
 async def remove_dist_tag(db, session: AsyncSession, name: str, tag: str, ident: Identity) -> None:
@@ -430,7 +431,7 @@ async def remove_dist_tag(db, session: AsyncSession, name: str, tag: str, ident:
     await session.delete(row)
     await session.flush()  # the session does not autoflush: rebuild must not read the deleted tag back
     _advance(package)
-    await rebuild(session, package)
+    await rebuild(session, package, "dist-tag")
 
 
 # -- stars -------------------------------------------------------------------------------------
@@ -468,12 +469,14 @@ async def collaborators(session: AsyncSession, name: str, ident: Identity | None
     result = {m["name"]: "write" for m in await maintainers(session, package.id)}
     for user, permission in (await orgs.package_team_users(session, package.id)).items():
         result.setdefault(user, "write" if permission == "read-write" else "read")
-    if package.scope:
+    # The org that owns the package: by transfer (org_packages), else the one named by its scope.
+    org = await orgs.package_org(session, package.id)
+    if org is None and package.scope:
         org = await orgs.get_org(session, package.scope)
-        if org is not None:
-            for user, role in (await orgs.members(session, org.id)).items():
-                if role in ("owner", "admin"):
-                    result[user] = "write"
+    if org is not None:
+        for user, role in (await orgs.members(session, org.id)).items():
+            if role in ("owner", "admin"):
+                result[user] = "write"
     return dict(sorted(result.items()))
 
 
@@ -506,7 +509,7 @@ async def set_access(db, session: AsyncSession, name: str, body: dict, ident: Id
         await audit.record(session, "package:access", actor=ident, origin=origin, package=package.name,
                            details={k: body[k] for k in ("access", "publish_requires_tfa",
                                                          "automation_token_overrides_tfa") if k in body})
-        await rebuild(session, package)
+        await rebuild(session, package, "access")
 
 
 async def scope_packages(session: AsyncSession, scope: str, ident: Identity | None) -> dict[str, str]:
