@@ -374,3 +374,30 @@ def test_large_tarballs_stream_through_and_are_verified(setup):
     assert len(setup.gate.paths(path)) == 2  # the corrupt attempt, then one shared download
     assert get(setup.cached, path).content == original  # now from the cache
     assert len(setup.gate.paths(path)) == 2
+
+
+def test_installs_from_cache_after_the_upstream_server_is_stopped(tmp_path, client_factory, make_package):
+    """No gate in between: the uplink is a real Ketch server, which is then shut down."""
+    factory = ServerFactory(tmp_path / "servers")
+    try:
+        upstream = factory.new()
+        config = tmp_path / "direct.toml"
+        config.write_text(f'[uplinks.origin]\nurl = "{upstream.url}"\nmax_age = 0\ntimeout = {TIMEOUT}\n')
+        proxy = factory.new("--config", str(config))
+        publisher = upstream.create_user("origin")
+        dep, app = unique("dep"), unique("app")
+        npm = client_factory(Npm, user=publisher, server=upstream)
+        npm.run("publish", cwd=make_package(dep))
+        npm.run("publish", cwd=make_package(app, dependencies={dep: "^1.0.0"}))
+        first = client_factory(Npm, server=proxy)
+        first.run("install", cwd=first.new_project(dependencies={app: "^1.0.0"}))
+
+        upstream.stop()
+        again = client_factory(Npm, server=proxy)
+        project = again.new_project(dependencies={app: "^1.0.0"})
+        again.run("install", cwd=project)
+        assert again.require(app, cwd=project)["deps"][dep]["marker"] == f"{dep}@1.0.0"
+        assert get(proxy, app).headers["warning"].startswith("110 ")
+        assert get(proxy, unique("uncached")).status_code == 502
+    finally:
+        factory.close()
