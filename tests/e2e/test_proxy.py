@@ -12,8 +12,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -23,6 +21,7 @@ import pytest
 from conftest import Npm, Pnpm, ServerFactory, escaped, short_name, tail, unique
 from proxy_support import Gate
 
+from tests.support.listener import Listener
 from tests.support.publish import publish_body
 
 pytestmark = pytest.mark.e2e
@@ -288,35 +287,8 @@ def test_publishing_a_version_that_exists_upstream_is_refused(setup, client_fact
     assert list(get(setup.cached, name).json()["versions"]) == ["2.0.0"]  # now local: local wins
 
 
-class _Listener:
-    """A loopback socket that counts connections: nothing may ever connect to it."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.running = True
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self):
-        while self.running:
-            try:
-                conn, _ = self.sock.accept()
-                self.connections += 1
-                conn.close()
-            except OSError:
-                pass
-
-    def close(self):
-        self.running = False
-        self.sock.close()
-
-
 def test_tarball_urls_and_redirects_never_leave_the_uplink_origin(setup):
-    listener = _Listener()
+    listener = Listener()
     try:
         targets = [f"http://127.0.0.1:{listener.port}/x.tgz", "http://169.254.169.254/latest/x.tgz",
                    f"http://localhost:{listener.port}/x.tgz", "file:///etc/passwd", "gopher://127.0.0.1:6379/_x"]

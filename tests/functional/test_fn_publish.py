@@ -9,14 +9,14 @@ import gzip
 import io
 import json
 import os
-import socket
 import tarfile
-import threading
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
+
+from tests.support.listener import Listener
 
 ROOT = Path(__file__).resolve().parents[2]
 MANIFEST_CHECK = (ROOT / "ketch" / "registry" / "manifest_check.py").exists()
@@ -530,35 +530,6 @@ def test_p16_publish_with_a_custom_tag_keeps_latest(reg, alice):
 
 
 # ---- P17: dist.tarball from the client is ignored, and never fetched -------------------------
-
-class Listener:
-    """A loopback TCP listener that records every connection made to it."""
-
-    def __init__(self):
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(16)
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.connections = 0
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self):
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                continue
-            self.connections += 1
-            conn.close()
-
-    def close(self):
-        self.stop.set()
-        self.thread.join(2)
-        self.sock.close()
-
 
 def test_p17_client_tarball_url_is_ignored_and_never_fetched(reg, alice):
     listener = Listener()
