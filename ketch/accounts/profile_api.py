@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ketch.accounts import audit, links, passwords, profile, services, tfa, throttle
+from ketch.accounts import audit, closing, links, passwords, profile, services, tfa, throttle
 from ketch.accounts.auth import client_ip, origin, require_otp, require_user, require_writer
 from ketch.accounts.login import BAD_PASSWORD, check_password
 from ketch.accounts.models import User
@@ -186,7 +186,7 @@ async def profile_delete(request: Request) -> Response:
     address = user.email
     async with ctx(request).db.write() as session:
         user = await session.get(User, ident.user_id)
-        await profile.delete_account(session, user)
+        await closing.close_account(session, user)
         await audit.record(session, "account:deleted", actor=ident, origin=origin(request))
     _forget_cached(request)
     links.notify(request, user, "Your account was deleted", to=address)

@@ -10,28 +10,19 @@ go, it leaves its orgs, teams and co-maintained packages, and this browser is lo
 
 from __future__ import annotations
 
-from sqlalchemy import delete
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from ketch.accounts import audit, links, profile, tfa, web_session
+from ketch.accounts import audit, closing, links, tfa, web_session
 from ketch.accounts.auth import origin
 from ketch.accounts.models import User
 from ketch.accounts.pages import SESSION_EXPIRED, confirm, csrf_ok, form, load_user, login_redirect, page_user, render
-from ketch.accounts.security_keys import SecurityKey
 from ketch.accounts.web_settings import forget_cached
 from ketch.context import ctx
 from ketch.http.errors import ApiError, Conflict
-from ketch.orgs import services as orgs
-from ketch.registry import reads, transfer
 
 PAGE, TAB = "settings_delete.html", "/-/web/settings/delete"
-
-
-async def _blockers(session, user_id: int) -> dict[str, list[str]]:
-    return {"packages": await reads.sole_maintainer_of(session, user_id),
-            "orgs": await orgs.sole_owner_of(session, user_id)}
 
 
 async def delete_page(request: Request) -> Response:
@@ -40,7 +31,7 @@ async def delete_page(request: Request) -> Response:
         return login_redirect(request)
     user = await load_user(request, ident)
     async with ctx(request).db.read() as session:
-        blockers = await _blockers(session, ident.user_id)
+        blockers = await closing.blockers(session, ident.user_id)
     values = {"tab": TAB, "user": user, "blockers": blockers, "tfa_on": bool(tfa.active_mode(user))}
     if request.method == "GET":
         return render(request, PAGE, **values)
@@ -51,14 +42,11 @@ async def delete_page(request: Request) -> Response:
         await confirm(request, ident, data)
         address = user.email
         async with ctx(request).db.write() as session:
-            blockers = await _blockers(session, ident.user_id)
+            blockers = await closing.blockers(session, ident.user_id)
             if blockers["packages"] or blockers["orgs"]:
                 raise Conflict("Hand over your packages and organizations first (see the list below).")
             user = await session.get(User, ident.user_id)
-            await profile.delete_account(session, user)
-            await session.execute(delete(SecurityKey).where(SecurityKey.user_id == user.id))
-            await orgs.leave_all(session, user.id)
-            await transfer.leave_packages(session, user.id)
+            await closing.close_account(session, user)
             await audit.record(session, "account:deleted", actor=ident, origin=origin(request),
                                details={"via": "website"})
     except ApiError as e:

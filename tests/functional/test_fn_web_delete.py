@@ -78,3 +78,20 @@ def test_needs_the_one_time_password_with_2fa(reg, browser):
     done = browser.submit(PATH, {"password": user.password, "otp": recovery})  # the app's code is spent
     assert done.status_code == 200 and "is deleted" in done.text
     assert browser.get("/-/web/settings").status_code == 303
+
+
+def test_api_deletion_follows_the_same_rules(reg):
+    """`DELETE /-/npm/v1/user` refuses and cleans up exactly as the settings page does."""
+    user, friend = reg.signup("apidel"), reg.signup("apifriend")
+    alone = reg.unique("apialone")
+    reg.publish_ok(user, alone)
+    body = {"password": user.password}
+    refused = reg.client.request("DELETE", "/-/npm/v1/user", headers=user.auth, json=body)
+    assert refused.status_code == 409 and f"package {alone}" in refused.json()["error"]
+
+    doc = reg.doc(alone, user)
+    owners = {"_id": alone, "name": alone, "maintainers": [{"name": user.name}, {"name": friend.name}]}
+    reg.assert_ok(reg.put_json(f"/{alone}/-rev/{doc['_rev']}", owners, user), 200, 201)
+    gone = reg.client.request("DELETE", "/-/npm/v1/user", headers=user.auth, json=body)
+    assert gone.status_code == 200, gone.text
+    assert [m["name"] for m in reg.doc(alone)["maintainers"]] == [friend.name]
