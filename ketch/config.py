@@ -44,6 +44,8 @@ class Uplink(BaseModel):
     connect_timeout: float = Field(default=5.0, gt=0, description="Seconds to wait for a connection.")
     max_age: float = Field(default=120.0, ge=0, description="Seconds cached metadata is served without asking "
                            "upstream; after that it is revalidated (If-None-Match).")
+    missing_max_age: float = Field(default=10.0, ge=0, description="Seconds an upstream 404 is remembered, so "
+                                   "requests for a missing name do not each reach the uplink.")
     retries: int = Field(default=2, ge=0, le=10, description="Retries of a failed upstream request.")
     backoff: float = Field(default=0.2, ge=0, description="Seconds before the first retry; doubles each time.")
     max_fails: int = Field(default=3, ge=1, description="Failures in a row after which the uplink is "

@@ -53,6 +53,7 @@ class Proxy:
         self._used_tarballs: set[tuple[str, str]] = set()
         self._counters: dict[tuple, object] = {}
         self._streaming: dict[tuple[str, str], Streamed] = {}
+        self._missing: dict[str, float] = {}  # name → until when the uplink's 404 is believed
 
     async def close(self) -> None:
         await self.flush_used()
@@ -77,10 +78,17 @@ class Proxy:
             names.validate_name(name)
         except names.InvalidName:
             return None  # never sent upstream
+        if entry.origin is None and self._missing.get(name, 0.0) > time.monotonic():
+            self._used(uplink, "packument", "missing")
+            return None
         try:
             return await self._once(("packument", name), lambda: self._refresh(name, uplink, entry))
         except UpstreamMissing:
             self._used(uplink, "packument", "missing")
+            if len(self._missing) > 10_000:
+                now = time.monotonic()
+                self._missing = {n: t for n, t in self._missing.items() if t > now}
+            self._missing[name] = time.monotonic() + self.settings.uplinks[uplink].missing_max_age
             return None
         except (UpstreamError, BadUpstreamDocument) as e:
             log.warning("proxy: %s: %s", name, e)

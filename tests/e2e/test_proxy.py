@@ -220,6 +220,12 @@ def test_concurrent_cold_misses_share_one_upstream_request(setup, client_factory
     assert setup.gate.paths(f"/{name}") == [f"/{name}", f"/{name}/-/{name}-1.0.0.tgz"]
 
 
+def test_upstream_404s_are_remembered_briefly(setup):
+    name = unique("nowhere")
+    assert [get(setup.cached, name).status_code for _ in range(5)] == [404] * 5
+    assert setup.gate.paths(name) == [f"/{name}"]  # one question upstream, not five
+
+
 def test_revalidation_with_etag_and_304(setup, client_factory, make_package):
     name = unique("etag")
     publish(setup, client_factory, make_package, name)
