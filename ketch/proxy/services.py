@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,6 +27,7 @@ from ketch.db import Database
 from ketch.http.errors import ApiError
 from ketch.ops.metrics import PROXY, TALLY
 from ketch.proxy import store
+from ketch.proxy.locks import PostgresLocks, open_locks
 from ketch.proxy.documents import BadUpstreamDocument, IntegrityMismatch, rewrite, verify
 from ketch.proxy.routing import Router
 from ketch.proxy.upstream import UpstreamClient, UpstreamError, UpstreamMissing
@@ -54,11 +56,14 @@ class Proxy:
         self._counters: dict[tuple, object] = {}
         self._streaming: dict[tuple[str, str], Streamed] = {}
         self._missing: dict[str, float] = {}  # name → until when the uplink's 404 is believed
+        self.locks = open_locks(db, settings)
 
     async def close(self) -> None:
         await self.flush_used()
         for client in self.clients.values():
             await client.close()
+        if isinstance(self.locks, PostgresLocks):
+            await self.locks.close()
 
     # -- packuments ----------------------------------------------------------------------------
     def routes_upstream(self, name: str) -> bool:
@@ -82,7 +87,7 @@ class Proxy:
             self._used(uplink, "packument", "missing")
             return None
         try:
-            return await self._once(("packument", name), lambda: self._refresh(name, uplink, entry))
+            return await self._once(("packument", name), lambda: self._refresh_locked(name, uplink, entry))
         except UpstreamMissing:
             self._used(uplink, "packument", "missing")
             if len(self._missing) > 10_000:
@@ -98,6 +103,10 @@ class Proxy:
                 return entry
             self._used(uplink, "packument", "error")
             raise _upstream_failed(f"Could not fetch {name} from uplink {uplink}: {e}", e) from None
+
+    async def _refresh_locked(self, name: str, uplink: str, entry: Entry) -> Entry | None:
+        async with self.locks.hold(f"packument:{name}", self.settings.uplinks[uplink].timeout):
+            return await self._refresh(name, uplink, entry)
 
     async def _refresh(self, name: str, uplink: str, entry: Entry) -> Entry | None:
         max_age = self.settings.uplinks[uplink].max_age
@@ -140,10 +149,28 @@ class Proxy:
         streaming = self._streaming.get((name, filename))
         if streaming is not None:
             return await asyncio.shield(streaming.done)
-        found = await self._once(("tarball", name, filename), lambda: self._fetch_tarball(name, filename, entry))
+        found = await self._once(("tarball", name, filename),
+                                 lambda: self._fetch_tarball_locked(name, filename, entry))
         if isinstance(found, Streamed) and (name, filename) not in self._streaming:
             self._streaming[(name, filename)] = found
             found.done.add_done_callback(lambda _: self._streaming.pop((name, filename), None))
+        return found
+
+    async def _fetch_tarball_locked(self, name: str, filename: str, entry: Entry) -> str | Streamed | None:
+        """:meth:`_fetch_tarball` under the cross-process lock, held until a streamed one is stored."""
+        uplink = self.settings.uplinks.get(entry.origin)
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(self.locks.hold(f"tarball:{name}/{filename}",
+                                                        uplink.timeout if uplink else 0))
+        try:
+            found = await self._fetch_tarball(name, filename, entry)
+        except BaseException:
+            await stack.aclose()
+            raise
+        if isinstance(found, Streamed):
+            found.done.add_done_callback(lambda _: asyncio.ensure_future(stack.aclose()))
+        else:
+            await stack.aclose()
         return found
 
     async def _fetch_tarball(self, name: str, filename: str, entry: Entry) -> str | Streamed | None:

@@ -57,10 +57,12 @@ class Setup:
         # `cached`: metadata fresh for 10 minutes; `strict`: revalidates every time (max_age 0).
         self.cached = self.factory.new("--config", _config(base / "cached.toml", self.gate, 600))
         self.strict = self.factory.new("--config", _config(base / "strict.toml", self.gate, 0))
+        # Two worker processes: misses must still reach the uplink once, not once per process.
+        self.workers = self.factory.new("--workers", "2", "--config", _config(base / "workers.toml", self.gate, 600))
         self.publisher = self.upstream.create_user("pub")
 
     def close(self):
-        for server in (self.cached, self.strict):
+        for server in (self.cached, self.strict, self.workers):
             log = tail(server.log_path, limit=500000)
             assert "Traceback (most recent call last)" not in log, log[-6000:]
         self.gate.close()
@@ -208,14 +210,16 @@ def test_malformed_upstream_answers_are_refused_and_not_cached(setup, client_fac
     assert get(setup.cached, name).json()["versions"]["1.0.0"]["name"] == name
 
 
-def test_concurrent_cold_misses_share_one_upstream_request(setup, client_factory, make_package):
+@pytest.mark.parametrize("which", ["cached", "workers"])
+def test_concurrent_cold_misses_share_one_upstream_request(setup, client_factory, make_package, which):
     name = unique("herd")
     publish(setup, client_factory, make_package, name)
+    server = getattr(setup, which)
     setup.gate.mode, setup.gate.delay = "slow", 0.5
     with ThreadPoolExecutor(100) as pool:
-        docs = list(pool.map(lambda _: get(setup.cached, name), range(100)))
+        docs = list(pool.map(lambda _: get(server, name), range(100)))
         assert {d.status_code for d in docs} == {200}
-        tarballs = list(pool.map(lambda _: get(setup.cached, f"{name}/-/{name}-1.0.0.tgz"), range(100)))
+        tarballs = list(pool.map(lambda _: get(server, f"{name}/-/{name}-1.0.0.tgz"), range(100)))
     assert {t.status_code for t in tarballs} == {200} and len({t.content for t in tarballs}) == 1
     assert setup.gate.paths(f"/{name}") == [f"/{name}", f"/{name}/-/{name}-1.0.0.tgz"]
 
