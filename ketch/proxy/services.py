@@ -37,6 +37,7 @@ from ketch.registry.fastpath import Entry, PackumentCache
 log = logging.getLogger("ketch.proxy")
 STALE_WARNING = '110 ketch "Response is Stale"'
 USED_FLUSH_SECONDS = 60
+WARN_EVERY = 10.0
 STREAM_ABOVE = 4 * 1024 * 1024  # larger tarballs are sent on while they download, not after
 
 
@@ -57,6 +58,7 @@ class Proxy:
         self._streaming: dict[tuple[str, str], Streamed] = {}
         self._missing: dict[str, float] = {}  # name → until when the uplink's 404 is believed
         self.locks = open_locks(db, settings)
+        self._warned: dict[str, tuple[float, int]] = {}
 
     async def close(self) -> None:
         await self.flush_used()
@@ -69,12 +71,15 @@ class Proxy:
     def routes_upstream(self, name: str) -> bool:
         return self.router.uplink_for(name) is not None
 
-    async def entry(self, name: str, entry: Entry, scope: dict) -> Entry | None:
+    async def entry(self, name: str, entry: Entry, scope: dict, *, revalidate: bool = True) -> Entry | None:
         """The documents to serve for ``name`` (an absent or cached name), or None for 404.
+        ``revalidate=False``: a cached copy is good as it is (for its tarballs, which never change).
 
         Raises ApiError 502/504 when the uplink fails and nothing is cached."""
-        if entry.origin is not None and entry.expires >= time.time():
+        if entry.origin is not None and (entry.expires >= time.time() or not revalidate):
             self.hit(entry.origin, name)
+            if entry.warning is not None:
+                scope["ketch.warning"] = entry.warning
             return entry
         uplink = self.router.uplink_for(name)
         if uplink is None:
@@ -96,10 +101,13 @@ class Proxy:
             self._missing[name] = time.monotonic() + self.settings.uplinks[uplink].missing_max_age
             return None
         except (UpstreamError, BadUpstreamDocument) as e:
-            log.warning("proxy: %s: %s", name, e)
+            self._warn(uplink, f"{name}: {e}")
             if entry.origin is not None:
                 self._used(uplink, "packument", "stale")
-                scope["ketch.warning"] = (STALE_WARNING, f"stale; {e}")
+                # Served as it is, by every path, until the uplink is worth asking again.
+                client = self.clients[uplink]
+                entry.warning = scope["ketch.warning"] = (STALE_WARNING, f"stale; {e}")
+                entry.expires = time.time() + max(1.0, client.skip_until - time.monotonic())
                 return entry
             self._used(uplink, "packument", "error")
             raise _upstream_failed(f"Could not fetch {name} from uplink {uplink}: {e}", e) from None
@@ -115,7 +123,7 @@ class Proxy:
         if row is not None and row.uplink == uplink and row.fetched.timestamp() + max_age >= time.time():
             # Another process (or node) refreshed it since this one loaded its copy.
             if row.etag == entry.etag:
-                entry.expires = row.fetched.timestamp() + max_age
+                entry.expires, entry.warning = row.fetched.timestamp() + max_age, None
                 return entry
             return await self.packuments.get(name)
         known = row.upstream_etag if row is not None and row.uplink == uplink else None
@@ -125,7 +133,7 @@ class Proxy:
                 await store.mark_fresh(session, name, answer.etag or known)
             self._used(uplink, "packument", "revalidated")
             if row.etag == entry.etag:
-                entry.expires = time.time() + max_age
+                entry.expires, entry.warning = time.time() + max_age, None
                 return entry
             return await self.packuments.get(name)
         if answer.status == 304:
@@ -200,8 +208,9 @@ class Proxy:
         return await self._keep_tarball(name, filename, entry, answer.body, checked)
 
     async def _keep_tarball(self, name: str, filename: str, entry: Entry, data: bytes, checked: str) -> str:
+        key = await store.put_blob(self.blobs, data)  # outside the transaction: no fsync under the write lock
         async with self.db.write() as session:
-            key = await store.save_tarball(session, self.blobs, name, filename, data, checked)
+            await store.record_tarball(session, name, filename, key, len(data), checked)
         entry.tarballs[filename] = key
         entry.sizes[filename] = len(data)
         self._used(entry.origin, "tarball", "miss")
@@ -250,6 +259,17 @@ class Proxy:
             self._inflight[key] = running
             running.add_done_callback(lambda _: self._inflight.pop(key, None))
         return await asyncio.shield(running)
+
+    def _warn(self, uplink: str, message: str) -> None:
+        """Log uplink trouble at most once per uplink every WARN_EVERY seconds (with a count)."""
+        now = time.monotonic()
+        last, quiet = self._warned.get(uplink, (0.0, 0))
+        if now - last < WARN_EVERY:
+            self._warned[uplink] = (last, quiet + 1)
+            return
+        self._warned[uplink] = (now, 0)
+        more = f" ({quiet} more like it since the last message)" if quiet else ""
+        log.warning("proxy: uplink %s: %s%s", uplink, message, more)
 
     def hit(self, origin: str, name: str, filename: str | None = None) -> None:
         """A cached packument (or tarball) was served: count it and remember it was used."""

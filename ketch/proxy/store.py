@@ -6,6 +6,7 @@ Every function takes an open session and never commits. Writers mark the name wi
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 
 import orjson
@@ -57,25 +58,34 @@ async def get_tarball(session: AsyncSession, name: str, filename: str) -> Cached
     return await session.get(CachedTarball, (name, filename))
 
 
-async def save_tarball(session: AsyncSession, blobs: BlobStore, name: str, filename: str, data: bytes,
-                       integrity: str, *, pinned: bool = False) -> str:
-    """Store verified tarball bytes (the caller checked ``integrity``) and record them; returns the blob key.
+async def put_blob(blobs: BlobStore, data: bytes) -> str:
+    """Write verified tarball bytes to the blob store (before any transaction); returns the key.
 
-    The blob is written before the row, and blobs are content-addressed, so a crash in between
-    leaves at most an unreferenced blob, never a row naming bytes that are not there."""
-    import hashlib
-
+    Blobs are content-addressed, so a crash before the row is recorded leaves at most an
+    unreferenced blob, never a row naming bytes that are not there."""
     key = blob_key(hashlib.sha512(data).hexdigest())
     await blobs.put(key, data)
+    return key
+
+
+async def record_tarball(session: AsyncSession, name: str, filename: str, key: str, size: int, integrity: str,
+                         *, pinned: bool = False) -> None:
+    """Record a stored tarball. Processes that cached the package without it find it on their
+    next request for the file (the hot path sends unknown files of cached packages here)."""
     now = utcnow()
-    values = dict(name=name, filename=filename, blob_key=key, integrity=integrity, size=len(data), fetched=now,
-                  last_used=now, pinned=pinned)
-    stmt = _insert(session, CachedTarball).values(**values)
+    stmt = _insert(session, CachedTarball).values(name=name, filename=filename, blob_key=key, integrity=integrity,
+                                                  size=size, fetched=now, last_used=now, pinned=pinned)
     await session.execute(stmt.on_conflict_do_update(
         index_elements=["name", "filename"],
-        set_={"blob_key": key, "integrity": integrity, "size": len(data), "fetched": now, "last_used": now,
+        set_={"blob_key": key, "integrity": integrity, "size": size, "fetched": now, "last_used": now,
               "pinned": stmt.excluded.pinned | CachedTarball.pinned}))
-    touch(session, name)
+
+
+async def save_tarball(session: AsyncSession, blobs: BlobStore, name: str, filename: str, data: bytes,
+                       integrity: str, *, pinned: bool = False) -> str:
+    """:func:`put_blob` then :func:`record_tarball` (the caller checked ``integrity``)."""
+    key = await put_blob(blobs, data)
+    await record_tarball(session, name, filename, key, len(data), integrity, pinned=pinned)
     return key
 
 

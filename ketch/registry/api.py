@@ -97,7 +97,7 @@ def _unroutable(request: Request) -> Response:
 
 # -- reads ------------------------------------------------------------------------------------
 
-async def _readable_entry(request: Request, name: str) -> Entry | None:
+async def _readable_entry(request: Request, name: str, *, revalidate: bool = True) -> Entry | None:
     """The cached documents of ``name`` if the caller may read them (None: answer 404).
 
     A missing name and a private one the caller may not read cost the same work — identify the
@@ -108,7 +108,9 @@ async def _readable_entry(request: Request, name: str) -> Entry | None:
     c = ctx(request)
     entry = await c.caches["packuments"].get(name)
     if entry.origin is not None or (entry.absent and c.proxy is not None and c.proxy.routes_upstream(name)):
-        return await c.proxy.entry(name, entry, request.scope) if c.proxy is not None else entry
+        if c.proxy is None:
+            return entry
+        return await c.proxy.entry(name, entry, request.scope, revalidate=revalidate)
     if entry.etag is not None and entry.access != "restricted":
         return entry
     ident = await identify(request)
@@ -169,7 +171,7 @@ async def get_version(request: Request, name: str, spec: str) -> Response:
 
 
 async def get_tarball(request: Request, name: str, filename: str) -> Response:
-    entry = await _readable_entry(request, name)
+    entry = await _readable_entry(request, name, revalidate=False)
     if entry is not None and entry.origin is not None and ctx(request).proxy is not None:
         key = await ctx(request).proxy.tarball_key(name, filename, entry)
         if isinstance(key, Streamed):

@@ -39,7 +39,7 @@ CACHE_MISSES = PACKUMENT_CACHE.labels("miss")
 
 class Entry:
     __slots__ = ("token", "etag", "modified", "access", "full", "abbreviated", "tarballs", "sizes", "rendered",
-                 "size", "hidden", "absent", "origin", "expires", "files")
+                 "size", "hidden", "absent", "origin", "expires", "files", "warning")
 
     def __init__(self, token, etag=None, modified=b"", access="public", full=b"", abbreviated=b"", tarballs=None,
                  sizes=None, *, absent=False, origin=None, expires=math.inf, files=None):
@@ -62,6 +62,7 @@ class Entry:
         self.origin = origin
         self.expires = expires
         self.files = files or {}  # cached upstream documents: file name -> [upstream URL, integrity, shasum]
+        self.warning: tuple[str, str] | None = None  # (Warning, X-Ketch-Upstream) while served stale
 
 
 class PackumentCache:
@@ -231,8 +232,10 @@ class FastPath:
             return await _not_found(send)
         if entry.origin is not None:  # cached from an uplink, or mirrored
             tarball = rest[1] if len(rest) == 2 else None
-            if entry.expires < time.time() or (tarball is not None and tarball not in entry.tarballs):
-                return await self.app(scope, receive, send)  # to revalidate, or to fetch the tarball
+            # Documents are revalidated after max_age; a tarball, once cached, never changes.
+            if (entry.expires < time.time() and tarball is None) or (tarball is not None
+                                                                     and tarball not in entry.tarballs):
+                return await self.app(scope, receive, send)
             if ctx.proxy is not None:
                 ctx.proxy.hit(entry.origin, name, tarball)
         if not rest:
@@ -288,6 +291,9 @@ class FastPath:
             return await _send(send, 304, validator_headers(entry, abbreviated), b"")
         base = _base(scope, host, ctx.settings)
         headers, body = cache.render(entry, abbreviated, base, b"gzip" in encoding)
+        if entry.warning is not None:  # a cached upstream copy served while its uplink fails
+            headers = [*headers, (b"warning", entry.warning[0].encode()),
+                       (b"x-ketch-upstream", entry.warning[1][:300].encode("latin-1", "replace"))]
         await _send(send, 200, headers, body)
 
 
