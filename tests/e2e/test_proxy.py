@@ -52,21 +52,33 @@ uplink = "gate"
 class Setup:
     def __init__(self, base):
         self.factory = ServerFactory(base)
-        self.upstream = self.factory.new()
-        self.gate = Gate(self.upstream.url)
-        # `cached`: metadata fresh for 10 minutes; `strict`: revalidates every time (max_age 0).
-        self.cached = self.factory.new("--config", _config(base / "cached.toml", self.gate, 600))
-        self.strict = self.factory.new("--config", _config(base / "strict.toml", self.gate, 0))
-        # Two worker processes: misses must still reach the uplink once, not once per process.
-        self.workers = self.factory.new("--workers", "2", "--config", _config(base / "workers.toml", self.gate, 600))
-        self.publisher = self.upstream.create_user("pub")
+        self.gate = None
+        try:
+            self.upstream = self.factory.new()
+            self.gate = Gate(self.upstream.url)
+            # `cached`: metadata fresh for 10 minutes; `strict`: revalidates every time (max_age 0).
+            self.cached = self.factory.new("--config", _config(base / "cached.toml", self.gate, 600))
+            self.strict = self.factory.new("--config", _config(base / "strict.toml", self.gate, 0))
+            # Two worker processes: misses must still reach the uplink once, not once per process.
+            self.workers = self.factory.new("--workers", "2", "--config",
+                                            _config(base / "workers.toml", self.gate, 600))
+            self.publisher = self.upstream.create_user("pub")
+        except BaseException:
+            self.stop()  # servers started so far must not outlive a failed setup
+            raise
+
+    def stop(self):
+        if self.gate is not None:
+            self.gate.close()
+        self.factory.close()
 
     def close(self):
-        for server in (self.cached, self.strict, self.workers):
-            log = tail(server.log_path, limit=500000)
-            assert "Traceback (most recent call last)" not in log, log[-6000:]
-        self.gate.close()
-        self.factory.close()
+        try:
+            for server in (self.cached, self.strict, self.workers):
+                log = tail(server.log_path, limit=500000)
+                assert "Traceback (most recent call last)" not in log, log[-6000:]
+        finally:
+            self.stop()
 
 
 @pytest.fixture(scope="module")
