@@ -84,9 +84,7 @@ class Proxy:
         uplink = self.router.uplink_for(name)
         if uplink is None:
             return entry if entry.origin is not None else None  # mirrored copies need no uplink
-        try:
-            names.validate_name(name)
-        except names.InvalidName:
+        if not names.existing_name_ok(name):
             return None  # never sent upstream
         if entry.origin is None and self._missing.get(name, 0.0) > time.monotonic():
             self._used(uplink, "packument", "missing")

@@ -185,6 +185,17 @@ def validate_name(name: str) -> None:
         raise InvalidName(str(name), problems)
 
 
+# Rules added over the years that names published before them still break (npm's
+# validate-npm-package-name calls these warnings: such names stay valid for old packages).
+_NEW_PACKAGES_ONLY = ("can no longer contain", "is a core module name")
+
+
+def existing_name_ok(name: str) -> bool:
+    """Whether *name* may be the name of a package published elsewhere long ago (``JSONStream``):
+    the rules for new names minus capital letters, length, special characters and core names."""
+    return not [p for p in _problems(name) if not any(rule in p for rule in _NEW_PACKAGES_ONLY)]
+
+
 def split_name(name: str) -> tuple[str | None, str]:
     """Split ``@scope/pkg`` into ``("scope", "pkg")``; ``pkg`` into ``(None, "pkg")``.
 

@@ -294,6 +294,16 @@ def test_dependency_confusion_local_always_wins(setup, client_factory, make_pack
     assert setup.gate.paths("corp") == [], "names in a local-only scope must never be asked upstream"
 
 
+def test_legacy_names_with_capitals_are_proxied(setup):
+    """Names like JSONStream predate the lower-case rule: Ketch cannot publish them but serves them."""
+    name = "Legacy" + unique("Stream")
+    setup.gate.canned["/" + name] = (200, {"content-type": "application/json"},
+                                     _fake_packument(name, "1.0.0", f"{setup.gate.url}{name}/-/{name}-1.0.0.tgz"))
+    doc = get(setup.cached, name)
+    assert doc.status_code == 200 and doc.json()["name"] == name
+    assert get(setup.cached, "_private").status_code == 404 and setup.gate.paths("_private") == []
+
+
 def test_publishing_a_version_that_exists_upstream_is_refused(setup, client_factory, make_package):
     name = unique("shadow")
     publish(setup, client_factory, make_package, name)

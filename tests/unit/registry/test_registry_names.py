@@ -1,6 +1,6 @@
 import pytest
 
-from ketch.registry.names import InvalidName, split_name, unscoped, validate_name
+from ketch.registry.names import InvalidName, existing_name_ok, split_name, unscoped, validate_name
 
 VALID = [
     "react",
@@ -156,3 +156,12 @@ def test_split_name_rejects_bad_shapes(name: str) -> None:
         split_name(name)
     with pytest.raises(InvalidName):
         unscoped(name)
+
+
+@pytest.mark.parametrize("name,ok", [
+    ("JSONStream", True), ("@Types/node", True), ("fs", True), ("x~y", True), ("a" * 215, True),
+    ("_x", False), (".x", False), ("node_modules", False), ("a b", False), ("../etc", False), ("a/b/c", False),
+    ("", False), ("@s/.x", False),
+])
+def test_existing_name_ok_allows_what_old_packages_may_be_called(name, ok):
+    assert existing_name_ok(name) is ok
