@@ -8,6 +8,7 @@ upgrade), and on PostgreSQL relies on per-package advisory locks taken by the se
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -42,6 +43,8 @@ class Database:
                 connect_args={"timeout": 2, "command_timeout": 30, "server_settings": {"application_name": "ketch"}},
             )
         self.after_commit: list = []
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._write_owner: asyncio.Task | None = None
         self._probe = None if self.is_sqlite else _EtagProbe(self.engine.url.set(drivername="postgresql")
                                                              .render_as_string(hide_password=False))
         # Embedded mode: processes on this machine share change counters beside the database file.
@@ -65,10 +68,26 @@ class Database:
         After a commit, the packages the transaction marked with :func:`touch` are announced to
         ``after_commit`` listeners (cache invalidation across processes).
         """
-        async with self._writer() as session:
-            async with session.begin():
-                yield session
-            touched = session.info.pop(TOUCHED, None)
+        if self._write_lock is None:
+            async with self._writer() as session:
+                async with session.begin():
+                    yield session
+                touched = session.info.pop(TOUCHED, None)
+        else:
+            # SQLite runs one writer at a time anyway. Queueing this process's writers here, rather
+            # than in SQLite's busy handler (which sleeps 1, 2, 5 … 100 ms between tries), cut the
+            # p99 of 300 concurrent small transactions from ~200 ms to ~20 ms (see docs/decisions).
+            if self._write_owner is not None and self._write_owner is asyncio.current_task():
+                raise RuntimeError("a write transaction inside another one of the same task")
+            async with self._write_lock:
+                self._write_owner = asyncio.current_task()
+                try:
+                    async with self._writer() as session:
+                        async with session.begin():
+                            yield session
+                        touched = session.info.pop(TOUCHED, None)
+                finally:
+                    self._write_owner = None
         if touched:
             if self.changes is not None:
                 self.changes.bump(touched)
