@@ -165,12 +165,14 @@ async def _copy(src_db: Database, dst_db: Database, src_blobs, dst_blobs, tables
                     await dst.execute(insert(table), [dict(row._mapping) for row in chunk])
                     progress.advance(task, len(chunk))
         if dst.dialect.name == "postgresql":
+            # Rows came with their ids: move each serial counter past them (ids, the feed's seq …).
             for table in tables:
-                id_column = table.c.get("id")
-                if id_column is not None and id_column.primary_key and isinstance(id_column.type, Integer):
+                keys = list(table.primary_key.columns)
+                if len(keys) == 1 and isinstance(keys[0].type, Integer) and not keys[0].foreign_keys:
+                    column = keys[0].name
                     await dst.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
-                        f"COALESCE((SELECT MAX(id) FROM {table.name}), 0) + 1, false)"))
+                        f"SELECT setval(pg_get_serial_sequence('{table.name}', '{column}'), "
+                        f"COALESCE((SELECT MAX({column}) FROM {table.name}), 0) + 1, false)"))
         # Listed after the rows were read: every version copied above finds its blob among these.
         keys = [k async for k in src_blobs.keys()]
         with _progress(console) as progress:
