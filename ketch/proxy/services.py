@@ -117,7 +117,7 @@ class Proxy:
     async def _refresh(self, name: str, uplink: str, entry: Entry) -> Entry | None:
         max_age = self.settings.uplinks[uplink].max_age
         async with self.db.read() as session:
-            row = await store.get_packument(session, name)
+            row = await store.packument_state(session, name)
         if row is not None and row.uplink == uplink and row.fetched.timestamp() + max_age >= time.time():
             # Another process (or node) refreshed it since this one loaded its copy.
             if row.etag == entry.etag:

@@ -31,6 +31,14 @@ async def get_packument(session: AsyncSession, name: str) -> CachedPackument | N
     return await session.get(CachedPackument, name)
 
 
+async def packument_state(session: AsyncSession, name: str):
+    """(uplink, fetched, etag, upstream_etag) of the cached documents of ``name``, or None — the
+    freshness facts alone, without loading the documents."""
+    return (await session.execute(
+        select(CachedPackument.uplink, CachedPackument.fetched, CachedPackument.etag,
+               CachedPackument.upstream_etag).where(CachedPackument.name == name))).first()
+
+
 async def save_packument(session: AsyncSession, name: str, origin: str, docs: Documents,
                          upstream_etag: str | None, *, pinned: bool = False,
                          fetched: datetime | None = None) -> None:
