@@ -20,13 +20,8 @@ admins, and a no-op so it leaves the package as the other cells expect it).
 from __future__ import annotations
 
 import asyncio
-import base64
-import gzip
-import hashlib
-import io
 import itertools
 import json
-import tarfile
 from dataclasses import dataclass, field
 from datetime import timedelta
 from urllib.parse import quote
@@ -34,6 +29,8 @@ from urllib.parse import quote
 import httpx
 import pytest
 from conftest import escaped, short_name, unique
+
+from tests.support.publish import publish_body as shared_publish_body
 
 pytestmark = pytest.mark.e2e
 
@@ -90,30 +87,9 @@ def expected(kind: str, principal: str, op: str) -> str:
 # --------------------------------------------------------------------------------------------------
 
 
-def tarball_of(name: str, version: str) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        content = json.dumps({"name": name, "version": version, "license": "MIT"}).encode()
-        info = tarfile.TarInfo("package/package.json")
-        info.size = len(content)
-        tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(buf.getvalue(), mtime=0)
-
-
 def publish_body(name: str, version: str, access: str | None = None) -> dict:
-    data = tarball_of(name, version)
-    integrity = "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-    return {
-        "_id": name, "name": name, "dist-tags": {"latest": version}, "access": access,
-        "versions": {version: {
-            "name": name, "version": version, "license": "MIT", "_id": f"{name}@{version}",
-            "dist": {"integrity": integrity, "shasum": hashlib.sha1(data).hexdigest(),
-                     "tarball": f"http://127.0.0.1/{name}/-/{short_name(name)}-{version}.tgz"},
-        }},
-        "_attachments": {f"{name}-{version}.tgz": {
-            "content_type": "application/octet-stream", "data": base64.b64encode(data).decode(),
-            "length": len(data)}},
-    }
+    return shared_publish_body(name, version, manifest={"name": name, "version": version, "license": "MIT"},
+                               access=access)
 
 
 # --------------------------------------------------------------------------------------------------

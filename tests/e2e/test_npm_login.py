@@ -6,19 +6,10 @@ import re
 
 import pexpect
 import pytest
+from accounts_support import finish
 from conftest import approve_web_login, unique
 
 pytestmark = pytest.mark.e2e
-
-
-def finish(child, timeout: float = 60) -> tuple[int, str]:
-    """Wait for a pexpect child to end; return (exit status, everything it printed)."""
-    child.expect(pexpect.EOF, timeout=timeout)
-    output = child.before or ""
-    if isinstance(child, pexpect.spawn):
-        child.close()
-        return child.exitstatus, output
-    return child.wait(), output
 
 
 def legacy_prompts(child, *answers: tuple[str, str]) -> str:

@@ -13,17 +13,10 @@ integrity and sha1 shasum), publish, read packuments, and check npm-shaped error
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import copy
-import gzip
-import hashlib
-import io
 import json
-import tarfile
 import time
 import uuid
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -34,6 +27,10 @@ from starlette.testclient import TestClient
 from ketch.app import create_app
 from ketch.config import Settings
 from ketch.db.migrate import upgrade
+from tests.support.publish import NPM_VERSIONS, integrity_of, make_tarball, shasum_of
+from tests.support.publish import publish_body as shared_publish_body
+from tests.support.server import User, escaped
+from tests.support.server import unique as shared_unique
 
 ROOT = Path(__file__).resolve().parents[2]
 ABBREVIATED = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*"
@@ -42,43 +39,12 @@ MANIFEST_CHECK_PRESENT = (ROOT / "ketch" / "registry" / "manifest_check.py").exi
 
 def unique(prefix: str = "t") -> str:
     """A fresh lower-case name, valid as a user name, package name and scope."""
-    return f"{prefix}-{uuid.uuid4().hex[:10]}"
-
-
-def escaped(name: str) -> str:
-    """npm's escapedName: only the scope slash is escaped, as lower-case %2f."""
-    return name.replace("/", "%2f")
+    return shared_unique(prefix)
 
 
 # ------------------------------------------------------------------------------------------------
 # tarballs and publish bodies
 # ------------------------------------------------------------------------------------------------
-
-def make_tarball(package_json: dict | bytes, files: dict[str, bytes | str] | None = None,
-                 *, prefix: str = "package") -> bytes:
-    """A .tgz as `npm pack` makes it: one top-level ``package/`` directory, package.json inside."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        entries = {"package.json": package_json if isinstance(package_json, bytes)
-                   else json.dumps(package_json, indent=2).encode()}
-        for path, content in (files or {}).items():
-            entries[path] = content.encode() if isinstance(content, str) else content
-        for path, content in entries.items():
-            info = tarfile.TarInfo(f"{prefix}/{path}")
-            info.size = len(content)
-            info.mode = 0o644
-            info.mtime = 499162500  # npm pack's fixed 1985-10-26 date
-            tar.addfile(info, io.BytesIO(content))
-    return gzip.compress(buf.getvalue(), mtime=0)
-
-
-def integrity_of(data: bytes) -> str:
-    return "sha512-" + base64.b64encode(hashlib.sha512(data).digest()).decode()
-
-
-def shasum_of(data: bytes) -> str:
-    return hashlib.sha1(data).hexdigest()
-
 
 def default_manifest(name: str, version: str, **extra: Any) -> dict:
     manifest = {"name": name, "version": version, "description": f"test package {name}",
@@ -95,38 +61,10 @@ def publish_body(name: str, version: str, *, manifest: dict | None = None, tarba
     ``manifest`` is the package.json (default: a minimal one); the tarball is built from it unless
     given. The registry URL in ``dist.tarball`` is the one npm would compute for a local registry.
     """
-    manifest = copy.deepcopy(manifest) if manifest is not None else default_manifest(name, version)
-    if tarball is None:
-        tarball = make_tarball(manifest, {"index.js": "module.exports = 42;\n", **(files or {})})
-    version_doc = dict(manifest)
-    version_doc.update({
-        "readme": readme if readme is not None else f"# {name}\n",
-        "readmeFilename": "README.md",
-        "_id": f"{name}@{version}",
-        "_nodeVersion": "20.20.2",
-        "_npmVersion": "11.19.1",
-        "dist": {
-            "integrity": integrity_of(tarball),
-            "shasum": shasum_of(tarball),
-            "tarball": f"http://testserver/{name}/-/{name}-{version}.tgz",
-        },
-    })
-    body: dict[str, Any] = {"_id": name, "name": name}
-    if manifest.get("description"):
-        body["description"] = manifest["description"]
-    body.update({
-        "dist-tags": {tag: version},
-        "versions": {version: version_doc},
-        "access": access,
-        "_attachments": {
-            f"{name}-{version}.tgz": {
-                "content_type": "application/octet-stream",
-                "data": base64.b64encode(tarball).decode(),
-                "length": len(tarball),
-            }
-        },
-    })
-    return body
+    return shared_publish_body(
+        name, version, manifest=manifest if manifest is not None else default_manifest(name, version),
+        tarball=tarball, tag=tag, access=access, readme=readme, files=files, index_js="module.exports = 42;\n",
+        extra=NPM_VERSIONS, tarball_url=f"http://testserver/{name}/-/{name}-{version}.tgz")
 
 
 # ------------------------------------------------------------------------------------------------
@@ -160,18 +98,6 @@ def assert_ok(resp, *statuses: int) -> dict:
 # ------------------------------------------------------------------------------------------------
 # the registry under test
 # ------------------------------------------------------------------------------------------------
-
-@dataclass
-class User:
-    name: str
-    password: str
-    email: str
-    token: str
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"authorization": f"Bearer {self.token}"}
-
 
 class Registry:
     """The app under test plus helpers; ``client`` is the raw TestClient."""

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.integrity.conftest import KetchServer
+from tests.support.databases import execute as _sql  # test modules import it from here
 from tests.support.postgres import start_postgres
 from tests.support.seaweed import ACCESS_KEY, REGION, SECRET_KEY, start_seaweed
 
@@ -34,16 +35,6 @@ class Node(KetchServer):
 
     def _db_args(self) -> list[str]:
         return ["--database-url", self.database_url, "--storage-url", self.storage_url]
-
-
-async def _sql(url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(url, timeout=10)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture(scope="module")

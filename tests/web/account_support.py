@@ -1,6 +1,6 @@
 """Support for the browser tests of the account and management pages: the real ``ketch serve``,
-npm and SMTP sink of the end-to-end tests (loaded from tests/e2e by path, so the two conftest
-modules do not clash), Debian's Chromium under Playwright, and screenshots.
+npm and SMTP sink of the end-to-end tests (from tests/support), Debian's Chromium under Playwright,
+and screenshots.
 
 Chromium runs headless with no network but loopback: every page these tests open is on the local
 registry, and the registry's pages load nothing from elsewhere.
@@ -9,13 +9,16 @@ registry, and the registry's pages load nothing from elsewhere.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import re
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from tests.support.accounts import Authenticator, MailSink, finish, link_in  # noqa: F401
+from tests.support.clients import Npm, write_json  # noqa: F401
+from tests.support.registry import RegistryServer, ServerFactory, own_registry  # noqa: F401
+from tests.support.server import unique  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -24,38 +27,6 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
-
-
-def _load(name: str, path: Path):
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-e2e = _load("ketch_e2e_conftest", ROOT / "tests" / "e2e" / "conftest.py")
-_saved = sys.modules.get("conftest")
-sys.modules["conftest"] = e2e  # accounts_support does `import conftest`
-try:
-    mail = _load("ketch_e2e_accounts_support", ROOT / "tests" / "e2e" / "accounts_support.py")
-finally:
-    if _saved is not None:
-        sys.modules["conftest"] = _saved
-    else:
-        sys.modules.pop("conftest", None)
-
-RegistryServer = e2e.RegistryServer
-ServerFactory = e2e.ServerFactory
-Npm = e2e.Npm
-unique = e2e.unique
-write_json = e2e.write_json
-Authenticator = mail.Authenticator
-MailSink = mail.MailSink
-link_in = mail.link_in
-finish = mail.finish
 
 
 @contextlib.contextmanager
@@ -70,6 +41,32 @@ def chromium() -> Iterator[object]:
             yield browser
         finally:
             browser.close()
+
+
+# -- fixtures the test modules import: ``from account_support import browser, page, sink`` ---------
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[MailSink]:
+    """A local SMTP server for the module's own registry (``own_registry(base, sink)``)."""
+    with MailSink() as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as b:
+        yield b
+
+
+@pytest.fixture
+def page(browser):
+    """A desktop-sized page in a fresh context; what it must never show fails the test."""
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    watch = Watch(page)
+    yield page
+    context.close()
+    watch.assert_clean()
 
 
 class Watch:

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import gzip
-import hashlib
-import io
-import json
-import tarfile
 import uuid
-from typing import Any
+
+from tests.support.publish import NPM_VERSIONS
+from tests.support.publish import make_tarball as shared_make_tarball
+from tests.support.publish import publish_body as shared_publish_body
 
 HTML = "text/html,application/xhtml+xml,application/xml;q=0.9,image/avif,image/webp,*/*;q=0.8"
 
@@ -19,46 +16,23 @@ def unique(prefix: str = "w") -> str:
 
 
 def make_tarball(files: dict[str, bytes | str], prefix: str = "package") -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, content in files.items():
-            raw = content.encode() if isinstance(content, str) else content
-            info = tarfile.TarInfo(f"{prefix}/{path}")
-            info.size = len(raw)
-            info.mode = 0o644
-            info.mtime = 499162500
-            tar.addfile(info, io.BytesIO(raw))
-    return gzip.compress(buf.getvalue(), mtime=0)
+    """A .tgz of exactly ``files`` (package.json included, if wanted) under ``prefix/``."""
+    return shared_make_tarball(None, files, prefix=prefix)
 
 
 def publish_body(name: str, version: str, manifest: dict | None = None, *, readme: str | None = None,
                  files: dict[str, bytes | str] | None = None, access: str | None = None, tag: str = "latest") -> dict:
+    """npm 11's body; the tarball holds package.json, README.md (``readme``), index.js and ``files``."""
     manifest = dict(manifest or {})
     manifest.setdefault("name", name)
     manifest.setdefault("version", version)
     manifest.setdefault("description", f"test package {name}")
     manifest.setdefault("license", "MIT")
     readme_text = readme if readme is not None else f"# {name}\n"
-    content: dict[str, bytes | str] = {"package.json": json.dumps(manifest, indent=2), "README.md": readme_text,
-                                       "index.js": "module.exports = 42;\n"}
-    content.update(files or {})
-    tarball = make_tarball(content)
-    doc = dict(manifest)
-    doc.update({
-        "readme": readme_text, "readmeFilename": "README.md", "_id": f"{name}@{version}",
-        "_nodeVersion": "20.20.2", "_npmVersion": "11.19.1",
-        "dist": {"integrity": "sha512-" + base64.b64encode(hashlib.sha512(tarball).digest()).decode(),
-                 "shasum": hashlib.sha1(tarball).hexdigest(),
-                 "tarball": f"http://localhost/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz"},
-    })
-    body: dict[str, Any] = {"_id": name, "name": name, "dist-tags": {tag: version}, "versions": {version: doc},
-                            "access": access, "_attachments": {
-                                f"{name}-{version}.tgz": {
-                                    "content_type": "application/octet-stream",
-                                    "data": base64.b64encode(tarball).decode(), "length": len(tarball)}}}
-    if manifest.get("description"):
-        body["description"] = manifest["description"]
-    return body
+    content = {"README.md": readme_text, "index.js": "module.exports = 42;\n", **(files or {})}
+    return shared_publish_body(
+        name, version, manifest=manifest, readme=readme_text, files=content, index_js=None, access=access, tag=tag,
+        extra=NPM_VERSIONS, tarball_url=f"http://localhost/{name}/-/{name.rsplit('/', 1)[-1]}-{version}.tgz")
 
 
 def signup_body(name: str, password: str) -> dict:

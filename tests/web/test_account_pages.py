@@ -7,45 +7,19 @@ a real `npm login --auth-type=web` with one click, and log in with a WebAuthn se
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from account_support import (Authenticator, MailSink, Npm, ServerFactory, Watch, chromium, finish, link_in, login,
-                             logout, new_package, shoot, unique)
+from account_support import (Authenticator, Npm, Watch, finish, link_in, login, logout, new_package, own_registry,
+                             shoot, unique)
+from account_support import browser, page, sink  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    with MailSink() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def server(sink, tmp_path_factory):
-    base = tmp_path_factory.mktemp("web-accounts")
-    factory = ServerFactory(base)
-    try:
-        yield factory.new("--config", str(sink.config_file(base / "config")))
-    finally:
-        factory.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    watch = Watch(page)
-    yield page
-    context.close()
-    watch.assert_clean()
+    with own_registry(tmp_path_factory.mktemp("web-accounts"), sink) as s:
+        yield s
 
 
 def test_signup_verify_2fa_token_and_publish_with_npm(page, server, sink, tmp_path):

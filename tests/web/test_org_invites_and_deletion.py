@@ -5,44 +5,18 @@ link, accept and see the membership; delete an org; delete an account once nothi
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from account_support import MailSink, ServerFactory, Watch, chromium, link_in, login, shoot, unique
+from account_support import link_in, login, own_registry, shoot, unique
+from account_support import browser, page, sink  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    with MailSink() as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
 def server(sink, tmp_path_factory):
-    base = tmp_path_factory.mktemp("web-invites")
-    factory = ServerFactory(base)
-    try:
-        yield factory.new("--config", str(sink.config_file(base / "config")))
-    finally:
-        factory.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
-
-
-@pytest.fixture
-def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    watch = Watch(page)
-    yield page
-    context.close()
-    watch.assert_clean()
+    with own_registry(tmp_path_factory.mktemp("web-invites"), sink) as s:
+        yield s
 
 
 def test_invite_by_email_sign_up_and_accept(page, server, sink):
@@ -87,13 +61,19 @@ def test_invite_by_email_sign_up_and_accept(page, server, sink):
         assert client.get(f"-/org/{org}/user").json()[name] == "admin"
 
 
-def test_revoke_invitation_and_delete_org(page, server, sink):
-    owner, invitee = server.create_user("owner"), server.create_user("invitee")
+def new_org_logged_in(page, server, owner) -> str:
+    """A fresh org of ``owner``'s, who is then logged in on ``page``."""
     org = unique("org")
-    base = server.url
     with server.http(token=owner.token) as client:
         assert client.put(f"-/org/{org}", json={}).status_code == 201
-    login(page, base, owner.name, owner.password)
+    login(page, server.url, owner.name, owner.password)
+    return org
+
+
+def test_revoke_invitation_and_delete_org(page, server, sink):
+    owner, invitee = server.create_user("owner"), server.create_user("invitee")
+    org = new_org_logged_in(page, server, owner)
+    base = server.url
     page.goto(f"{base}-/web/org/{org}/settings")
     before = sink.count()
     page.fill("#invitee", invitee.name)
@@ -120,11 +100,8 @@ def test_revoke_invitation_and_delete_org(page, server, sink):
 
 def test_delete_account(page, server, sink):
     user, friend = server.create_user("leaver"), server.create_user("friend")
-    org = unique("org")
+    org = new_org_logged_in(page, server, user)
     base = server.url
-    with server.http(token=user.token) as client:
-        assert client.put(f"-/org/{org}", json={}).status_code == 201
-    login(page, base, user.name, user.password)
     page.goto(f"{base}-/web/settings/delete")
     assert f"@{org}" in page.inner_text("#blockers") and page.locator("#del-password").count() == 0
     shoot(page, "settings-delete-blocked")

@@ -7,24 +7,16 @@ from __future__ import annotations
 import re
 
 import pytest
-from account_support import Npm, ServerFactory, Watch, chromium, login, logout, new_package, shoot, unique
+from account_support import Npm, Watch, login, logout, new_package, own_registry, shoot, unique
+from account_support import browser  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    factory = ServerFactory(tmp_path_factory.mktemp("web-orgs"))
-    try:
-        yield factory.new()
-    finally:
-        factory.close()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with chromium() as b:
-        yield b
+    with own_registry(tmp_path_factory.mktemp("web-orgs")) as s:
+        yield s
 
 
 def test_org_team_private_package_and_package_settings(browser, server, tmp_path):

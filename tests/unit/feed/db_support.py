@@ -7,11 +7,9 @@ postgresql://postgres@127.0.0.1:5432), dropped afterwards; skipped only when no 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -20,14 +18,13 @@ import pytest
 from ketch.accounts.models import User
 from ketch.accounts.services import Identity
 from ketch.blobs import blob_key
-from ketch.config import async_url
 from ketch.db import Database
 from ketch.db.base import utcnow
 from ketch.db.migrate import upgrade
 from ketch.registry import services
 from ketch.registry.publish import PublishCommand
+from tests.support.databases import scratch_database
 
-PG_SERVER = os.environ.get("KETCH_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432").rstrip("/")
 BACKENDS = ["sqlite", "postgres"]
 
 
@@ -35,35 +32,19 @@ def unique(prefix: str = "t") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-async def _pg(sql: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(PG_SERVER + "/postgres", timeout=5)
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
-
-
 @contextlib.contextmanager
 def migrated_url(backend: str, tmp_path) -> Iterator[str]:
     """The URL of a freshly migrated database on ``backend``; dropped at the end (PostgreSQL)."""
-    if backend == "sqlite":
-        url = async_url(f"sqlite:///{tmp_path / 'ketch.sqlite3'}")
+    with scratch_database(backend, tmp_path, "ketch_unit_") as url:
         upgrade(url)
         yield url
-        return
-    name = "ketch_unit_" + uuid.uuid4().hex[:10]
-    try:
-        asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError) as e:
-        pytest.skip(f"PostgreSQL at {PG_SERVER} is unreachable: {e}")
-    try:
-        url = async_url(f"{PG_SERVER}/{name}")
-        upgrade(url)
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def database_url(request, tmp_path_factory):
+    """A migrated database per backend for a test module (import this fixture into it)."""
+    with migrated_url(request.param, tmp_path_factory.mktemp("db")) as url:
         yield url
-    finally:
-        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
 async def make_user(db: Database, prefix: str = "u") -> Identity:

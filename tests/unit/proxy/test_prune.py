@@ -15,13 +15,7 @@ from ketch.db.base import utcnow
 from ketch.proxy import prune, store
 from ketch.proxy.documents import rewrite
 from ketch.proxy.models import CachedPackument, CachedTarball
-from tests.unit.feed.db_support import BACKENDS, make_user, migrated_url, publish, tarball, unique
-
-
-@pytest.fixture(scope="module", params=BACKENDS)
-def database_url(request, tmp_path_factory):
-    with migrated_url(request.param, tmp_path_factory.mktemp("prune")) as url:
-        yield url
+from tests.unit.feed.db_support import database_url, make_user, publish, tarball, unique  # noqa: F401 (fixture)
 
 
 @pytest.fixture
