@@ -32,13 +32,20 @@ class Observability:
         start = time.perf_counter()
         status = 500
         size = 0
+        declared = 0
 
         async def observed_send(message):
-            nonlocal status, size
-            if message["type"] == "http.response.start":
+            nonlocal status, size, declared
+            kind = message["type"]
+            if kind == "http.response.start":
                 status = message["status"]
-            elif message["type"] == "http.response.body":
+                for key, value in message.get("headers", ()):
+                    if key.lower() == b"content-length" and value.isdigit():
+                        declared = int(value)
+            elif kind == "http.response.body":
                 size += len(message.get("body", b""))
+            elif kind == "http.response.pathsend":  # a file the server sends itself: its declared length
+                size += declared
             await send(message)
 
         try:
