@@ -12,6 +12,8 @@ import base64
 import hashlib
 import json
 import os
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
@@ -405,3 +407,28 @@ def test_installs_from_cache_after_the_upstream_server_is_stopped(tmp_path, clie
         assert get(proxy, unique("uncached")).status_code == 502
     finally:
         factory.close()
+
+
+def test_cache_prune_on_a_live_proxy_then_npm_refetches(setup, client_factory, make_package):
+    """`ketch cache prune` while the proxy serves: what it drops is fetched again, and installs go on."""
+    name = unique("pruned")
+    publish(setup, client_factory, make_package, name)
+    npm = client_factory(Npm, server=setup.cached)
+    npm.run("install", cwd=npm.new_project(dependencies={name: "1.0.0"}))
+    assert len(setup.gate.paths(f"/{name}")) == 2  # packument and tarball, once each
+
+    server = setup.cached
+    cmd = [sys.executable, "-m", "ketch", "cache", "prune", "--max-age", "0s", "--data-dir", str(server.data_dir),
+           *(["--database-url", server.database_url] if server.database_url else []),
+           *(["--storage-url", server.storage[0]] if server.storage else [])]
+    env = {**os.environ, **(server.storage[1] if server.storage else {})}
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert get(server, name).status_code == 200
+    assert len(setup.gate.paths(f"/{name}")) == 3, "the pruned packument must be fetched again"
+
+    again = client_factory(Npm, server=server)
+    project = again.new_project(dependencies={name: "1.0.0"})
+    again.run("install", cwd=project)
+    assert again.require(name, cwd=project)["marker"] == f"{name}@1.0.0"
+    assert len(setup.gate.paths(f"/{name}/-/")) == 2, "the pruned tarball must be fetched again"
